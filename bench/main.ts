@@ -1,0 +1,62 @@
+/**
+ * Benchmarks: `deno task bench [name]`. Each named benchmark prints its report (Markdown) to stdout and writes
+ * it to .bench/<name>.md; progress goes to stderr. Without a name every benchmark runs.
+ * @module
+ */
+import { runListenerBench } from "./listener_bench.ts";
+
+/** A named benchmark. */
+export interface Benchmark {
+  /** One line for `--help`. */
+  description: string;
+  /** Run it and return its report as Markdown. */
+  run(): Promise<string>;
+}
+
+/** Every benchmark, by name, in the order `deno task bench` runs them. */
+export const BENCHMARKS: Record<string, Benchmark> = {
+  listener: {
+    description: "POST /ingest throughput, latency and memory vs the FastAPI peer, fsync off and on (wrk)",
+    run: () => runListenerBench(),
+  },
+};
+
+const OUT_DIR = new URL("../.bench/", import.meta.url);
+
+/** Usage text listing the benchmarks. */
+export function usage(): string {
+  const names = Object.entries(BENCHMARKS).map(([n, b]) => `  ${n.padEnd(12)} ${b.description}`);
+  return [
+    "Usage: deno task bench [name ...]   (default: all)",
+    "",
+    "Benchmarks:",
+    ...names,
+    "",
+    "Environment: BENCH_SECONDS (measured seconds per cell, default 5), BENCH_CONNS (default 1,16,64).",
+  ].join("\n");
+}
+
+/** Run the benchmarks named in `args` (all when empty); returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  if (args.includes("-h") || args.includes("--help")) {
+    console.log(usage());
+    return 0;
+  }
+  const unknown = args.filter((a) => !(a in BENCHMARKS));
+  if (unknown.length > 0) {
+    console.error(`unknown benchmark ${unknown.join(", ")}\n\n${usage()}`);
+    return 2;
+  }
+  const names = args.length > 0 ? args : Object.keys(BENCHMARKS);
+  await Deno.mkdir(OUT_DIR, { recursive: true });
+  for (const name of names) {
+    const report = await BENCHMARKS[name].run();
+    const path = new URL(`${name}.md`, OUT_DIR);
+    await Deno.writeTextFile(path, report);
+    console.log(report);
+    console.error(`bench: wrote ${path.pathname}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

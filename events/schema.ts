@@ -1,0 +1,116 @@
+/**
+ * The wire contract: one port event, as every portwatch engine emits it and the listener stores it.
+ *
+ * The seed's fields (`event`, `port`, `pids`, `last_pids`, `container_id`, `container_name`, `source`) keep
+ * their names and meaning. Fields this version does not know are kept as they came (loose objects), so older
+ * and newer watchers and listeners interoperate.
+ * @module
+ */
+import { z } from "zod";
+
+/** Where an event came from; the seed's values, unchanged. */
+export const SOURCES = [
+  "polling",
+  "ebpf",
+  "fallback",
+  "shutdown",
+  "shutdown-fallback",
+  "shutdown-ebpf",
+] as const;
+/** Where an event came from. */
+export type Source = (typeof SOURCES)[number];
+
+/** `open`: a port started listening (TCP) or was bound (UDP); `close`: it no longer is. */
+export const EVENT_KINDS = ["open", "close"] as const;
+/** `open` or `close`. */
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+/** Transport protocols portwatch tracks. */
+export const PROTOS = ["tcp", "udp"] as const;
+/** `tcp` or `udp`. */
+export type Proto = (typeof PROTOS)[number];
+
+const pid = z.number().int().positive();
+const port = z.number().int().min(1).max(65535);
+
+/** The process that owns the socket, as read from /proc or from an eBPF probe. */
+export const ProcessSchema = z.looseObject({
+  pid: pid.optional().describe("the pid this description is of"),
+  comm: z.string().describe("the kernel's short command name (/proc/<pid>/comm)"),
+  cmdline: z.string().describe("the command line, arguments separated by spaces"),
+  uid: z.number().int().nonnegative().describe("the real user id"),
+});
+/** The process that owns the socket. */
+export type ProcessInfo = z.infer<typeof ProcessSchema>;
+
+/** Shape shared by the strict contract and the lenient ingest variant. */
+const fields = {
+  id: z.string().min(1).max(128).describe(
+    "unique per event, sortable by time (UUIDv7); a retry carries the same id and is stored once",
+  ),
+  event: z.enum(EVENT_KINDS).describe("open: started listening or bound; close: no longer"),
+  port: port.describe("the local port"),
+  proto: z.enum(PROTOS).describe("transport protocol"),
+  family: z.union([z.literal(4), z.literal(6)]).describe(
+    "4 or 6; a port bound on both families reports the family of its first address",
+  ),
+  addrs: z.array(z.string()).describe("every local address the port is bound to, e.g. 0.0.0.0 and ::"),
+  pids: z.array(pid).describe("pids that hold the socket now (empty on close)"),
+  last_pids: z.array(pid).optional().describe("on close: the pids that held it last"),
+  container_id: z.string().nullable().describe("container id, or null on a host"),
+  container_name: z.string().nullable().describe("container name, or null on a host"),
+  source: z.enum(SOURCES).describe("the engine that saw the change"),
+  observed_at: z.iso.datetime({ offset: true }).describe("the watcher's clock when the change was seen"),
+  host: z.string().min(1).describe("host name of the machine the watcher runs on"),
+  netns: z.number().int().nonnegative().describe("network namespace inode the socket lives in"),
+  process: ProcessSchema.optional().describe("the process that owns the socket, when known"),
+};
+
+/** One port event exactly as portwatch's engines emit it (every field but `last_pids`/`process` set). */
+export const PortEventSchema = z.looseObject(fields).meta({
+  title: "PortEvent",
+  description: "A port that started or stopped listening, as emitted by a portwatch engine.",
+});
+/** One port event exactly as portwatch's engines emit it. */
+export type PortEvent = z.infer<typeof PortEventSchema>;
+
+/** Seed watchers sent pids as text ("123,456" or "123 456"); accept that and store numbers. */
+const pidList = z.preprocess(
+  (v) =>
+    typeof v === "string"
+      ? v.split(/[\s,]+/).filter((s) => s !== "").map((s) => (/^\d+$/.test(s) ? Number(s) : s))
+      : typeof v === "number"
+      ? [v]
+      : v,
+  z.array(pid),
+);
+const portLoose = z.preprocess((v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v), port);
+
+/**
+ * What `POST /ingest` accepts: the contract above, with the fields the seed's watchers did not send made
+ * optional (`id` is then assigned by the listener), and seed-style text pids ("123,456") and numeric-string
+ * ports accepted and stored as numbers.
+ */
+export const IngestEventSchema = z.looseObject({
+  ...fields,
+  id: fields.id.optional(),
+  port: portLoose.describe("the local port"),
+  pids: pidList.optional().describe("pids that hold the socket now"),
+  last_pids: pidList.optional().describe("on close: the pids that held it last"),
+  proto: fields.proto.optional(),
+  family: fields.family.optional(),
+  addrs: fields.addrs.optional(),
+  container_id: fields.container_id.optional(),
+  container_name: fields.container_name.optional(),
+  observed_at: fields.observed_at.optional(),
+  host: fields.host.optional(),
+  netns: fields.netns.optional(),
+}).meta({
+  title: "IngestEvent",
+  description: "A port event as POST /ingest accepts it: the PortEvent contract, seed-compatible.",
+});
+/** A port event as the listener accepts it (after normalisation). */
+export type IngestEvent = z.infer<typeof IngestEventSchema>;
+
+/** A stored line: the listener's `ts` first, then the event (or `message`) fields. */
+export type StoredRecord = { ts: string; id: string; [key: string]: unknown };

@@ -1,0 +1,150 @@
+/**
+ * The listener's HTTP API (Hono): POST /ingest, GET /events, GET /ports, GET /events/stream (SSE), GET /schema,
+ * GET /healthz. Handlers only translate HTTP to store calls; tests drive them with `app.request()`.
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { bearerAuth } from "hono/bearer-auth";
+import { zValidator } from "@hono/zod-validator";
+import { z } from "zod";
+import { getLogger } from "@logtape/logtape";
+import { BodyError, parseBody } from "./parse_body.ts";
+import { toRecords, ValidationError } from "./validate.ts";
+import type { EventStore } from "./store.ts";
+import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
+import { streamEvents } from "./stream.ts";
+import { eventJsonSchema, ingestJsonSchema } from "../events/json_schema.ts";
+
+/** What the app needs besides the store. */
+export interface AppOptions {
+  /** Largest accepted body in bytes. */
+  bodyLimit: number;
+  /** Bearer token required on every route but /healthz and /schema; undefined leaves the listener open. */
+  token?: string;
+  /** Interval between SSE keep-alive comments, in ms. */
+  heartbeatMs?: number;
+  /** Aborted when the listener shuts down: open streams end so the server can drain. */
+  shutdown?: AbortSignal;
+}
+
+const log = getLogger(["portwatch", "listener"]);
+
+/** 400 with every zod issue named by its parameter. */
+// deno-lint-ignore no-explicit-any
+function queryHook(result: { success: boolean; error?: { issues: readonly z.core.$ZodIssue[] } }, c: any) {
+  if (!result.success && result.error) {
+    const issues = result.error.issues.map((i) => ({ param: i.path.join("."), message: i.message }));
+    return c.json(
+      { ok: false, error: issues.map((i) => `${i.param}: ${i.message}`).join("; "), issues },
+      400,
+    );
+  }
+}
+
+/** Build the Hono app over `store`. */
+export function createApp(store: EventStore, options: AppOptions): Hono {
+  const app = new Hono();
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/schema", (c) => c.json(eventJsonSchema()));
+  app.get("/schema/ingest", (c) => c.json(ingestJsonSchema()));
+
+  if (options.token) {
+    const message = (text: string) => (c: { req: { path: string } }) => ({
+      ok: false,
+      error: `${text} (${c.req.path})`,
+    });
+    app.use(
+      "*",
+      bearerAuth({
+        token: options.token,
+        noAuthenticationHeader: { message: message("missing Authorization: Bearer <LISTENER_TOKEN> header") },
+        invalidAuthenticationHeader: {
+          message: message("Authorization header is not of the form Bearer <token>"),
+        },
+        invalidToken: { message: message("wrong bearer token") },
+      }),
+    );
+  }
+
+  const tooLarge = (c: Context) =>
+    c.json({
+      ok: false,
+      error: `body larger than ${options.bodyLimit} bytes (LISTENER_BODY_LIMIT); send smaller batches`,
+    }, 413);
+  const limitStream = bodyLimit({ maxSize: options.bodyLimit, onError: tooLarge });
+  app.post(
+    "/ingest",
+    // A Content-Length is enforced by the HTTP server's framing, so checking it is enough and spares every
+    // request a counting stream; chunked bodies, which have none, go through hono/body-limit.
+    (c, next) => {
+      const length = c.req.header("content-length");
+      if (length === undefined) return limitStream(c, next);
+      return Number(length) > options.bodyLimit ? tooLarge(c) : next();
+    },
+    async (c) => {
+      let records;
+      try {
+        const { items } = parseBody(await c.req.text(), c.req.header("content-type"));
+        records = toRecords(items, new Date().toISOString());
+      } catch (e) {
+        if (e instanceof BodyError) return c.json({ ok: false, error: e.message, ...e.detail }, e.status);
+        if (e instanceof ValidationError) {
+          return c.json({ ok: false, error: e.message, issues: e.issues }, 422);
+        }
+        throw e;
+      }
+      try {
+        const result = await store.ingest(records);
+        return c.json({ ok: true, ...result });
+      } catch (e) {
+        log.error("could not write the log: {error}", { error: String(e) });
+        c.header("Retry-After", "1");
+        return c.json({ ok: false, error: `could not write the log: ${(e as Error).message}` }, 503);
+      }
+    },
+  );
+
+  app.get("/events", zValidator("query", EventsQuerySchema, queryHook), async (c) => {
+    const q = c.req.valid("query");
+    const events = await store.query(toFilter(q), q.limit, q.order);
+    return c.json({ count: events.length, events });
+  });
+
+  const PortsQuerySchema = z.object({
+    port: filterParams.port,
+    proto: filterParams.proto,
+    container: filterParams.container,
+    host: filterParams.host,
+  });
+  app.get("/ports", zValidator("query", PortsQuerySchema, queryHook), (c) => {
+    const ports = store.ports.list(toFilter(c.req.valid("query")));
+    return c.json({ count: ports.length, ports });
+  });
+
+  const StreamQuerySchema = z.object({ ...filterParams, last_event_id: z.string().min(1).optional() });
+  app.get("/events/stream", zValidator("query", StreamQuerySchema, queryHook), (c) => {
+    const q = c.req.valid("query");
+    const lastId = c.req.header("Last-Event-ID") ?? q.last_event_id;
+    return streamEvents(c, store, toFilter(q), lastId, options.heartbeatMs ?? 15_000, options.shutdown);
+  });
+
+  app.notFound((c) =>
+    c.json({
+      ok: false,
+      error: `no route ${c.req.method} ${c.req.path}; routes: POST /ingest, GET /events, GET /ports, ` +
+        `GET /events/stream, GET /schema, GET /healthz`,
+    }, 404)
+  );
+  app.onError((e, c) => {
+    if ("getResponse" in e && typeof e.getResponse === "function") return e.getResponse();
+    log.error("unhandled error on {method} {path}: {error}", {
+      method: c.req.method,
+      path: c.req.path,
+      error: String(e),
+    });
+    return c.json({ ok: false, error: "internal error" }, 500);
+  });
+  return app;
+}

@@ -1,0 +1,91 @@
+/**
+ * The ports open now, derived from the event log: an `open` adds (or refreshes) an entry, a `close` removes it.
+ * One entry per (host, container, network namespace, proto, port).
+ * @module
+ */
+import { type EventFilter, matches } from "./filter.ts";
+
+/** One port open now. */
+export interface OpenPort {
+  host: string | null;
+  container_id: string | null;
+  container_name: string | null;
+  netns: number | null;
+  proto: string | null;
+  port: number;
+  family: number | null;
+  addrs: string[];
+  pids: number[];
+  process: unknown;
+  source: string | null;
+  /** When it opened: the watcher's `observed_at`, else the listener's `ts`. */
+  since: string;
+  /** Listener time of the latest event about it. */
+  ts: string;
+  /** Id of the latest event about it. */
+  event_id: string;
+}
+
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+
+/** Key of the port a record is about. */
+export function portKey(r: Record<string, unknown>): string {
+  return `${r.host ?? ""}\u0000${r.container_id ?? ""}\u0000${r.netns ?? ""}\u0000${
+    r.proto ?? ""
+  }\u0000${r.port}`;
+}
+
+/** The open-port table. */
+export class PortsState {
+  #open = new Map<string, OpenPort>();
+
+  /** Apply one stored record; records that are not port events are ignored. */
+  apply(r: Record<string, unknown>): void {
+    if (typeof r.port !== "number" || (r.event !== "open" && r.event !== "close")) return;
+    const key = portKey(r);
+    if (r.event === "close") {
+      this.#open.delete(key);
+      return;
+    }
+    const prev = this.#open.get(key);
+    this.#open.set(key, {
+      host: str(r.host),
+      container_id: str(r.container_id),
+      container_name: str(r.container_name),
+      netns: num(r.netns),
+      proto: str(r.proto),
+      port: r.port,
+      family: num(r.family),
+      addrs: Array.isArray(r.addrs) ? r.addrs as string[] : [],
+      pids: Array.isArray(r.pids) ? r.pids as number[] : [],
+      process: r.process ?? null,
+      source: str(r.source),
+      since: prev?.since ?? str(r.observed_at) ?? String(r.ts),
+      ts: String(r.ts),
+      event_id: String(r.id),
+    });
+  }
+
+  /** Open ports that match `filter` (time bounds apply to when they opened), sorted by host, container, port. */
+  list(filter: EventFilter = {}): OpenPort[] {
+    const { since, until, event: _e, sources: _s, ...rest } = filter;
+    const out: OpenPort[] = [];
+    for (const p of this.#open.values()) {
+      if (!matches(p as unknown as Record<string, unknown>, rest)) continue;
+      if (since && p.since < since) continue;
+      if (until && p.since >= until) continue;
+      out.push(p);
+    }
+    return out.sort((a, b) =>
+      (a.host ?? "").localeCompare(b.host ?? "") ||
+      (a.container_name ?? a.container_id ?? "").localeCompare(b.container_name ?? b.container_id ?? "") ||
+      (a.proto ?? "").localeCompare(b.proto ?? "") || a.port - b.port
+    );
+  }
+
+  /** Number of open ports. */
+  get size(): number {
+    return this.#open.size;
+  }
+}

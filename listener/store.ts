@@ -1,0 +1,194 @@
+/**
+ * The listener's store: the durable log plus what is derived from it (recent records, the id window that
+ * makes retries harmless, the open-port table, live subscribers). Records reach the derived state only once
+ * they are durable, in log order.
+ * @module
+ */
+import { LogWriter, type LogWriterOptions } from "./log_writer.ts";
+import { recoverLog, type RecoveryReport } from "./log_recovery.ts";
+import { readRecords } from "./log_reader.ts";
+import { IdWindow } from "./id_window.ts";
+import { type Entry, RecentLog } from "./recent.ts";
+import { PortsState } from "./ports_state.ts";
+import { type EventFilter, matches } from "./filter.ts";
+import type { Record_ } from "./validate.ts";
+
+/** How the store keeps its log and state. */
+export interface StoreOptions extends LogWriterOptions {
+  /** How many recent ids are remembered for deduplication. */
+  dedupeWindow: number;
+  /** How many recent records are kept in memory for queries and stream resume. */
+  recentSize: number;
+}
+
+/** Outcome of one ingest. */
+export interface IngestResult {
+  /** Records written by this call. */
+  stored: number;
+  /** Records whose id was already stored (or being stored): acknowledged, not written again. */
+  duplicates: number;
+  /** The id of every record, in the order given. */
+  ids: string[];
+}
+
+/** What opening the store found. */
+export interface OpenReport {
+  recovery: RecoveryReport;
+  /** Records read back from the log at start. */
+  indexed: number;
+}
+
+const encoder = new TextEncoder();
+
+/** The durable event store over one JSON-lines log. */
+export class EventStore {
+  readonly recent: RecentLog;
+  readonly ports = new PortsState();
+  #window: IdWindow;
+  #inflight = new Map<string, Promise<void>>();
+  #subscribers = new Set<(entry: Entry) => void>();
+  /** Counters for logs and metrics. */
+  readonly counters = { stored: 0, duplicates: 0 };
+
+  private constructor(readonly options: StoreOptions, readonly writer: LogWriter) {
+    this.recent = new RecentLog(options.recentSize);
+    this.#window = new IdWindow(options.dedupeWindow);
+  }
+
+  /** Repair the log's tail if torn, read it back to rebuild state, and open it for appending. */
+  static async open(options: StoreOptions): Promise<{ store: EventStore; report: OpenReport }> {
+    const recovery = await recoverLog(options.path);
+    const writer = await LogWriter.open(options);
+    const store = new EventStore(options, writer);
+    let indexed = 0;
+    for await (const { line, record } of readRecords(options.path)) {
+      const id = typeof record.id === "string" ? record.id : `line-${indexed}`;
+      store.#window.add(id);
+      store.recent.push(id, record, line);
+      store.ports.apply(record);
+      indexed++;
+    }
+    return { store, report: { recovery, indexed } };
+  }
+
+  /**
+   * Store records (already validated). Resolves once every record is durable: written by this call, or
+   * already stored, or being stored by a concurrent call (then it waits for that one).
+   */
+  async ingest(records: Record_[]): Promise<IngestResult> {
+    const fresh: Record_[] = [];
+    const waits: Promise<void>[] = [];
+    const seen = new Set<string>();
+    let duplicates = 0;
+    for (const r of records) {
+      if (this.#window.has(r.id) || seen.has(r.id)) {
+        duplicates++;
+        continue;
+      }
+      const inflight = this.#inflight.get(r.id);
+      if (inflight) {
+        duplicates++;
+        waits.push(inflight);
+        continue;
+      }
+      seen.add(r.id);
+      fresh.push(r);
+    }
+    if (fresh.length > 0) {
+      const lines = fresh.map((r) => JSON.stringify(r));
+      const write = this.writer.append(encoder.encode(lines.join("\n") + "\n"), () => {
+        for (let i = 0; i < fresh.length; i++) {
+          const r = fresh[i];
+          this.#window.add(r.id);
+          this.#inflight.delete(r.id);
+          this.ports.apply(r);
+          const entry = this.recent.push(r.id, r, lines[i]);
+          for (const s of this.#subscribers) s(entry);
+        }
+        this.counters.stored += fresh.length;
+      });
+      for (const r of fresh) this.#inflight.set(r.id, write);
+      write.catch(() => {
+        for (const r of fresh) if (this.#inflight.get(r.id) === write) this.#inflight.delete(r.id);
+      });
+      waits.push(write);
+    }
+    this.counters.duplicates += duplicates;
+    await Promise.all(waits);
+    return { stored: fresh.length, duplicates, ids: records.map((r) => r.id) };
+  }
+
+  /** Call `fn` with every record made durable from now on, in log order; returns the unsubscribe function. */
+  subscribe(fn: (entry: Entry) => void): () => void {
+    this.#subscribers.add(fn);
+    return () => this.#subscribers.delete(fn);
+  }
+
+  /** Number of live subscribers. */
+  get subscribers(): number {
+    return this.#subscribers.size;
+  }
+
+  /** True when the in-memory records hold every record that can match `filter`. */
+  #recentCovers(filter: EventFilter): boolean {
+    if (this.recent.total === this.recent.size) return true; // nothing has left memory yet
+    const oldest = this.recent.entries().next().value;
+    return filter.since !== undefined && oldest !== undefined && String(oldest.record.ts) < filter.since;
+  }
+
+  /** Records matching `filter`: the newest `limit` (desc, newest first) or the oldest `limit` (asc). */
+  async query(filter: EventFilter, limit: number, order: "asc" | "desc"): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    if (order === "desc") {
+      for (const e of this.recent.newestFirst()) {
+        if (matches(e.record, filter) && out.push(e.record) >= limit) return out;
+      }
+      if (this.#recentCovers(filter)) return out;
+      const ring: Record<string, unknown>[] = [];
+      for await (const { record } of readRecords(this.options.path)) {
+        if (!matches(record, filter)) continue;
+        ring.push(record);
+        if (ring.length > limit * 2) ring.splice(0, ring.length - limit);
+      }
+      return ring.slice(-limit).reverse();
+    }
+    if (this.#recentCovers(filter)) {
+      for (const e of this.recent.entries()) {
+        if (matches(e.record, filter) && out.push(e.record) >= limit) break;
+      }
+      return out;
+    }
+    for await (const { record } of readRecords(this.options.path)) {
+      if (matches(record, filter) && out.push(record) >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * The stored lines after the record with `lastId`, oldest first, for a stream client that resumes. When
+   * `lastId` is no longer in the log (or never was), every retained line is replayed.
+   */
+  async *replayAfter(
+    lastId: string,
+  ): AsyncGenerator<{ id: string; record: Record<string, unknown>; line: string }> {
+    const inMemory = this.recent.after(lastId);
+    if (inMemory) {
+      yield* inMemory;
+      return;
+    }
+    let found = false;
+    for await (const { line, record } of readRecords(this.options.path)) {
+      if (found) yield { id: String(record.id), record, line };
+      else if (record.id === lastId) found = true;
+    }
+    if (found) return;
+    for await (const { line, record } of readRecords(this.options.path)) {
+      yield { id: String(record.id), record, line };
+    }
+  }
+
+  /** Finish pending writes and close the log. */
+  async close(): Promise<void> {
+    await this.writer.close();
+  }
+}
