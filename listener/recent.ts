@@ -19,7 +19,6 @@ export class RecentLog {
   #head = 0; // index of the oldest entry
   #count = 0;
   #seq = 0;
-  #byId = new Map<string, Entry>();
 
   constructor(readonly capacity: number) {
     this.#ring = new Array(capacity);
@@ -30,15 +29,12 @@ export class RecentLog {
     const entry: Entry = { seq: ++this.#seq, id, record, line };
     if (this.capacity === 0) return entry;
     if (this.#count === this.capacity) {
-      const old = this.#ring[this.#head]!;
-      if (this.#byId.get(old.id) === old) this.#byId.delete(old.id);
       this.#ring[this.#head] = entry;
       this.#head = (this.#head + 1) % this.capacity;
     } else {
       this.#ring[(this.#head + this.#count) % this.capacity] = entry;
       this.#count++;
     }
-    this.#byId.set(id, entry);
     return entry;
   }
 
@@ -52,13 +48,17 @@ export class RecentLog {
     for (let i = this.#count - 1; i >= 0; i--) yield this.#ring[(this.#head + i) % this.capacity]!;
   }
 
-  /** The entries after the one with `id`, or undefined when `id` is not held here. */
+  /**
+   * The entries after the one with `id`, or undefined when `id` is not held here. A linear search from the
+   * newest: resuming is rare and usually close to the end, so no per-entry index is kept for it.
+   */
   after(id: string): Entry[] | undefined {
-    const entry = this.#byId.get(id);
-    if (!entry) return undefined;
     const out: Entry[] = [];
-    for (const e of this.entries()) if (e.seq > entry.seq) out.push(e);
-    return out;
+    for (const e of this.newestFirst()) {
+      if (e.id === id) return out.reverse();
+      out.push(e);
+    }
+    return undefined;
   }
 
   /** Number of entries held. */

@@ -39,13 +39,13 @@ export interface OpenReport {
 }
 
 const encoder = new TextEncoder();
+const DURABLE = Promise.resolve();
 
 /** The durable event store over one JSON-lines log. */
 export class EventStore {
   readonly recent: RecentLog;
   readonly ports = new PortsState();
   #window: IdWindow;
-  #inflight = new Map<string, Promise<void>>();
   #subscribers = new Set<(entry: Entry) => void>();
   /** Counters for logs and metrics. */
   readonly counters = { stored: 0, duplicates: 0 };
@@ -63,7 +63,7 @@ export class EventStore {
     let indexed = 0;
     for await (const { line, record } of readRecords(options.path)) {
       const id = typeof record.id === "string" ? record.id : `line-${indexed}`;
-      store.#window.add(id);
+      store.#window.add(id, DURABLE);
       store.recent.push(id, record, line);
       store.ports.apply(record);
       indexed++;
@@ -78,20 +78,24 @@ export class EventStore {
   async ingest(records: Record_[]): Promise<IngestResult> {
     const fresh: Record_[] = [];
     const waits: Promise<void>[] = [];
-    const seen = new Set<string>();
     let duplicates = 0;
+    // The write is started below, after the loop; ids are entered now so that a repeat within this batch or
+    // in a concurrent request finds them and waits for this write instead of writing again.
+    let release!: () => void;
+    let fail!: (e: unknown) => void;
+    const written = new Promise<void>((resolve, reject) => {
+      release = resolve;
+      fail = reject;
+    });
+    written.catch(() => {}); // observed through `waits` or by the requests that found these ids
     for (const r of records) {
-      if (this.#window.has(r.id) || seen.has(r.id)) {
+      const known = this.#window.get(r.id);
+      if (known) {
         duplicates++;
+        if (known.done !== written) waits.push(known.done);
         continue;
       }
-      const inflight = this.#inflight.get(r.id);
-      if (inflight) {
-        duplicates++;
-        waits.push(inflight);
-        continue;
-      }
-      seen.add(r.id);
+      this.#window.add(r.id, written);
       fresh.push(r);
     }
     if (fresh.length > 0) {
@@ -99,20 +103,18 @@ export class EventStore {
       const write = this.writer.append(encoder.encode(lines.join("\n") + "\n"), () => {
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
-          this.#window.add(r.id);
-          this.#inflight.delete(r.id);
           this.ports.apply(r);
           const entry = this.recent.push(r.id, r, lines[i]);
           for (const s of this.#subscribers) s(entry);
         }
         this.counters.stored += fresh.length;
       });
-      for (const r of fresh) this.#inflight.set(r.id, write);
-      write.catch(() => {
-        for (const r of fresh) if (this.#inflight.get(r.id) === write) this.#inflight.delete(r.id);
+      write.then(release, (e) => {
+        for (const r of fresh) this.#window.delete(r.id);
+        fail(e);
       });
       waits.push(write);
-    }
+    } else release();
     this.counters.duplicates += duplicates;
     await Promise.all(waits);
     return { stored: fresh.length, duplicates, ids: records.map((r) => r.id) };

@@ -5,6 +5,7 @@
  */
 import { IngestEventSchema } from "../events/schema.ts";
 import { uuidv7 } from "../events/id.ts";
+import { isPlainValidEvent } from "../events/fast_check.ts";
 
 /** One reason an item was refused. */
 export interface ItemIssue {
@@ -50,14 +51,17 @@ export function toRecords(items: Record<string, unknown>[], ts: string): Record_
     const item = items[index];
     let data: Record<string, unknown>;
     if (isEventItem(item)) {
-      const result = IngestEventSchema.safeParse(item);
-      if (!result.success) {
-        for (const issue of result.error.issues) {
-          issues.push({ index, path: issue.path.join("."), message: issue.message });
+      if (isPlainValidEvent(item)) data = item;
+      else {
+        const result = IngestEventSchema.safeParse(item);
+        if (!result.success) {
+          for (const issue of result.error.issues) {
+            issues.push({ index, path: issue.path.join("."), message: issue.message });
+          }
+          continue;
         }
-        continue;
+        data = result.data as Record<string, unknown>;
       }
-      data = result.data as Record<string, unknown>;
     } else if ("message" in item) {
       data = item;
     } else {
@@ -68,13 +72,17 @@ export function toRecords(items: Record<string, unknown>[], ts: string): Record_
       });
       continue;
     }
-    if (data.id !== undefined && (typeof data.id !== "string" || data.id === "" || data.id.length > 128)) {
+    const id = data.id;
+    if (id !== undefined && (typeof id !== "string" || id === "" || id.length > 128)) {
       issues.push({ index, path: "id", message: "id must be a non-empty string of at most 128 characters" });
       continue;
     }
-    const { id, ts: clientTs, ...rest } = data;
-    const record: Record_ = { ts, id: (id as string | undefined) ?? uuidv7(), ...rest };
-    if (clientTs !== undefined) record.client_ts = clientTs;
+    // ts and id first; one pass over the item's own fields, no intermediate copies.
+    const record: Record_ = { ts, id: (id as string | undefined) ?? uuidv7() };
+    for (const key in data) {
+      if (key !== "id" && key !== "ts") record[key] = data[key];
+    }
+    if (data.ts !== undefined) record.client_ts = data.ts;
     records[index] = record;
   }
   if (issues.length > 0) throw new ValidationError(issues);
