@@ -1,8 +1,70 @@
-/** `deno task watch`: the polling watcher. Its socket sources are built; the scan loop and delivery are not yet. */
-if (import.meta.main) {
-  console.error(
-    "portwatch watch: not built yet. The polling watcher's scan loop and delivery are the next piece of work;\n" +
-      "today `deno task start` runs the listener, which stores events POSTed to /ingest.",
+/** The polling watcher program: `deno task watch`. */
+import { getLogger } from "@logtape/logtape";
+import { ConfigError } from "../events/env.ts";
+import { setupLogging } from "../events/logging.ts";
+import { sinkFromEnv } from "../events/delivery_config.ts";
+import type { EventSink } from "../events/sink.ts";
+import { loadWatcherConfig, WATCHER_USAGE } from "./config.ts";
+import { PollingEngine } from "./engine.ts";
+
+/** Run the watcher until a signal; resolves with the exit code. */
+export async function runWatcher(args: string[], env = Deno.env): Promise<number> {
+  let config;
+  let sink: EventSink;
+  try {
+    config = loadWatcherConfig(args, env);
+    if (config === "help") {
+      console.log(WATCHER_USAGE);
+      return 0;
+    }
+    await setupLogging(config.logLevel);
+    sink = await sinkFromEnv(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`portwatch watcher: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const log = getLogger(["portwatch", "watcher"]);
+  const engine = new PollingEngine({ config, sink, env });
+  await engine.start();
+  const who = engine.identity;
+  log.info(
+    "watching {scope} with {backend}; host {host}, container {container}; every {interval} s, {burst} scan(s) " +
+      "{delay} s apart{ports}; events to {to}",
+    {
+      scope: config.allNetns ? "every network namespace on this host" : "this network namespace",
+      backend: engine.backend,
+      host: who.host,
+      container: who.container_name ?? who.container_id ?? "none",
+      interval: config.intervalMs / 1000,
+      burst: config.burstScans,
+      delay: config.burstDelayMs / 1000,
+      ports: config.ports ? `, ports ${config.ports}` : "",
+      to: env.get("LISTENER_URL") || "stdout",
+    },
   );
-  Deno.exit(1);
+  let stopping: Promise<number> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      log.info("{signal}: sending a close for each tracked port, then exiting", { signal });
+      const { closes, delivered } = await engine.shutdown();
+      await sink.close();
+      log.info("{closes} shutdown close(s) {state}", {
+        closes,
+        state: delivered ? "delivered" : "left in the spool for the next start",
+      });
+      return 0;
+    })();
+    return stopping;
+  };
+  const signals = ["SIGTERM", "SIGINT", "SIGQUIT"] as const;
+  const done = new Promise<number>((resolve) => {
+    for (const s of signals) Deno.addSignalListener(s, () => stop(s).then(resolve));
+  });
+  await engine.run();
+  return await done;
 }
+
+if (import.meta.main) Deno.exit(await runWatcher(Deno.args));

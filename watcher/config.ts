@@ -1,0 +1,112 @@
+/**
+ * Watcher settings, with the seed's names (SCAN_INTERVAL, BURST_SCANS, BURST_DELAY, USE_PROC, WATCH_PORTS /
+ * DESIRED_PORTS, CLOSE_GRACE_MS, SNAPSHOT_PATH, VERBOSE_LSOF, ...). Every bad value stops start-up with an error
+ * naming the variable, the value and what is accepted.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  ConfigError,
+  type EnvSource,
+  firstSet,
+  parseBool,
+  parseInteger,
+  parseSecondsMs,
+} from "../events/env.ts";
+import { parsePortList, type PortSet } from "../events/port_list.ts";
+import { DEFAULT_SNAPSHOT_PATH } from "./snapshot.ts";
+
+/** Which socket source to use. */
+export type Backend = "auto" | "netlink" | "proc" | "ss";
+
+/** Everything the polling watcher needs. */
+export interface WatcherConfig {
+  intervalMs: number;
+  burstScans: number;
+  burstDelayMs: number;
+  backend: Backend;
+  ports?: PortSet;
+  graceMs: number;
+  snapshotPath: string;
+  verbose: boolean;
+  /** Watch every network namespace on the host (WATCH_SCOPE=host / --all-netns). */
+  allNetns: boolean;
+  /** How long shutdown waits for delivery before leaving events in the spool. */
+  shutdownTimeoutMs: number;
+  logLevel: "debug" | "info" | "warning" | "error";
+}
+
+/** Help text for `--help`. */
+export const WATCHER_USAGE = `portwatch watcher: reports TCP/UDP ports that open and close.
+
+Usage: deno task watch [--all-netns] [--once]
+
+Settings (environment):
+  SCAN_INTERVAL     seconds between scan cycles, fractions allowed (default 1)
+  BURST_SCANS       scans per cycle, BURST_DELAY apart (default 1: one scan per cycle)
+  BURST_DELAY       seconds between the scans of a burst (default 0.02)
+  USE_PROC          unset: fastest native source (netlink sock_diag, else /proc/net);
+                    1: /proc/net parser; 0: the ss command, as the seed did
+  WATCH_PORTS       only these ports, e.g. "3000,5000-5002 7001" (alias DESIRED_PORTS); default all
+  CLOSE_GRACE_MS    a port back within this many ms after vanishing emits nothing (default 0)
+  SNAPSHOT_PATH     state kept across restarts (default ${DEFAULT_SNAPSHOT_PATH})
+  WATCH_SCOPE       "host" watches every network namespace (same as --all-netns); default: own namespace
+  LISTENER_URL      where to POST events (unset: JSON lines on stdout); see the README for delivery settings
+  CONTAINER_ID, CONTAINER_NAME, HOST_NAME   identity overrides
+  VERBOSE_LSOF      1: print the owning processes of each new port (like the seed's lsof dump, from /proc)
+  SHUTDOWN_TIMEOUT  seconds to deliver shutdown events before leaving them in the spool (default 5)
+  LOG_LEVEL         debug, info, warning, error (default info)
+`;
+
+const LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** Parse flags and environment; "help" when --help was asked. */
+export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig | "help" {
+  let values: Record<string, boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { "all-netns": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (e) {
+    throw new ConfigError("arguments", args.join(" "), `--all-netns or --help (${(e as Error).message})`);
+  }
+  if (values.help) return "help";
+  const get = (name: string) => firstSet(env, name);
+  const interval = get("SCAN_INTERVAL");
+  const burst = get("BURST_SCANS");
+  const delay = get("BURST_DELAY");
+  const useProc = get("USE_PROC");
+  const ports = firstSet(env, "WATCH_PORTS", "DESIRED_PORTS");
+  const grace = get("CLOSE_GRACE_MS");
+  const scope = get("WATCH_SCOPE");
+  const verbose = get("VERBOSE_LSOF");
+  const shutdown = get("SHUTDOWN_TIMEOUT");
+  const level = get("LOG_LEVEL");
+  if (scope && scope.value !== "host" && scope.value !== "netns") {
+    throw new ConfigError(
+      scope.name,
+      scope.value,
+      '"host" (every network namespace) or "netns" (own, default)',
+    );
+  }
+  if (level && !(LEVELS as readonly string[]).includes(level.value)) {
+    throw new ConfigError(level.name, level.value, LEVELS.join(", "));
+  }
+  let backend: Backend = "auto";
+  if (useProc) backend = parseBool(useProc.name, useProc.value) ? "proc" : "ss";
+  return {
+    intervalMs: interval ? parseSecondsMs(interval.name, interval.value) : 1000,
+    burstScans: burst ? parseInteger(burst.name, burst.value, 1, 1000) : 1,
+    burstDelayMs: delay ? parseSecondsMs(delay.name, delay.value, { allowZero: true }) : 20,
+    backend,
+    ports: ports ? parsePortList(ports.name, ports.value) : undefined,
+    graceMs: grace ? parseInteger(grace.name, grace.value, 0, 3_600_000) : 0,
+    snapshotPath: get("SNAPSHOT_PATH")?.value ?? DEFAULT_SNAPSHOT_PATH,
+    verbose: verbose ? parseBool(verbose.name, verbose.value) : false,
+    allNetns: values["all-netns"] === true || scope?.value === "host",
+    shutdownTimeoutMs: shutdown ? parseSecondsMs(shutdown.name, shutdown.value) : 5000,
+    logLevel: (level?.value as WatcherConfig["logLevel"]) ?? "info",
+  };
+}

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { loadWatcherConfig, type WatcherConfig } from "./config.ts";
+import { ConfigError, envOf } from "../events/env.ts";
+
+const load = (env: Record<string, string>, args: string[] = []) =>
+  loadWatcherConfig(args, envOf(env)) as WatcherConfig;
+
+Deno.test("watcher config: the seed's names and defaults", () => {
+  const c = load({});
+  assert.deepEqual([c.intervalMs, c.burstScans, c.burstDelayMs, c.backend, c.graceMs, c.allNetns], [
+    1000,
+    1,
+    20,
+    "auto",
+    0,
+    false,
+  ]);
+  const hf = load({
+    SCAN_INTERVAL: "1",
+    BURST_SCANS: "5",
+    BURST_DELAY: "0.02",
+    USE_PROC: "1",
+    CLOSE_GRACE_MS: "250",
+  });
+  assert.deepEqual([hf.burstScans, hf.burstDelayMs, hf.backend, hf.graceMs], [5, 20, "proc", 250]);
+  assert.equal(load({ USE_PROC: "0" }).backend, "ss");
+  assert.equal(load({ DESIRED_PORTS: "3000,5000-5002" }).ports?.toString(), "3000,5000-5002");
+  assert.equal(load({ WATCH_SCOPE: "host" }).allNetns, true);
+  assert.equal(load({}, ["--all-netns"]).allNetns, true);
+  assert.equal(load({ SCAN_INTERVAL: "0.05" }).intervalMs, 50);
+});
+
+Deno.test("watcher config: every bad value names the variable, the value and what is accepted", () => {
+  for (
+    const [env, name, re] of [
+      [{ SCAN_INTERVAL: "abc" }, "SCAN_INTERVAL", /seconds/],
+      [{ WATCH_PORTS: "70000" }, "WATCH_PORTS", /1-65535/],
+      [{ WATCH_PORTS: "9-3" }, "WATCH_PORTS", /backwards/],
+      [{ BURST_SCANS: "-1" }, "BURST_SCANS", /whole number/],
+      [{ USE_PROC: "maybe" }, "USE_PROC", /1, true/],
+      [{ CLOSE_GRACE_MS: "1.5" }, "CLOSE_GRACE_MS", /whole number/],
+      [{ WATCH_SCOPE: "world" }, "WATCH_SCOPE", /host/],
+    ] as const
+  ) {
+    assert.throws(() => load(env as Record<string, string>), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.equal(e.setting, name);
+      assert.match(e.message, re);
+      return true;
+    });
+  }
+  assert.throws(() => load({}, ["--bogus"]), ConfigError);
+});

@@ -1,0 +1,300 @@
+/**
+ * The polling engine: scan every watched namespace, resolve owners, diff, and hand events to the sink. Used by
+ * `deno task watch` (source "polling") and by the eBPF command as its fallback (source "fallback").
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { EventSink } from "../events/sink.ts";
+import type { PortEvent, Source } from "../events/schema.ts";
+import type { EnvSource } from "../events/env.ts";
+import type { WatcherConfig } from "./config.ts";
+import { detectIdentity, type Identity, netnsInode } from "./identity.ts";
+import { NamespaceWatcher } from "./namespaces.ts";
+import { observePorts } from "./observe.ts";
+import { PidResolver } from "./pid_resolver.ts";
+import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import type { SocketSource } from "./socket.ts";
+import { openSource } from "./sources.ts";
+import { PortTracker } from "./tracker.ts";
+import { humanLine, toPortEvent } from "./event_build.ts";
+
+const log = getLogger(["portwatch", "watcher"]);
+const human = getLogger(["portwatch", "ports"]);
+
+/** One watched network namespace. */
+interface Scope {
+  netns: number;
+  identity: Identity;
+  source: SocketSource;
+  path?: string;
+  pid?: number;
+}
+
+/** Counters for logs, benchmarks and metrics. */
+export interface EngineStats {
+  scans: number;
+  events: number;
+  lastScanMs: number;
+  scanErrors: number;
+}
+
+/** What the engine needs from its caller. */
+export interface EngineOptions {
+  config: WatcherConfig;
+  sink: EventSink;
+  env: EnvSource;
+  /** "polling", or "fallback" when the eBPF command fell back to polling. */
+  source?: Source;
+  /** Source value used for the closes sent at shutdown. */
+  shutdownSource?: Source;
+}
+
+/** The polling engine. */
+export class PollingEngine {
+  readonly tracker: PortTracker;
+  readonly resolver = new PidResolver();
+  readonly stats: EngineStats = { scans: 0, events: 0, lastScanMs: 0, scanErrors: 0 };
+  #scopes = new Map<number, Scope>();
+  #namespaces?: NamespaceWatcher;
+  #self: Identity;
+  #owner: string;
+  #backendNote = "";
+  #source: Source;
+  #stopped = false;
+  #wake?: () => void;
+
+  constructor(readonly options: EngineOptions) {
+    this.tracker = new PortTracker(options.config.graceMs);
+    this.#self = detectIdentity(options.env);
+    this.#source = options.source ?? "polling";
+    const scope = options.config.allNetns ? "host-wide" : `netns:${netnsInode()}`;
+    this.#owner = `${this.#self.host}/${this.#self.container_id ?? "-"}/${scope}`;
+  }
+
+  /** The identity of this watcher (host, container). */
+  get identity(): Identity {
+    return this.#self;
+  }
+
+  /** Which backend scans, for the start-up log. */
+  get backend(): string {
+    return this.#backendNote;
+  }
+
+  /** Set up scopes and read the snapshot; call once before scanning. */
+  async start(): Promise<void> {
+    const { config } = this.options;
+    const loaded = await loadSnapshot(config.snapshotPath, this.#owner);
+    if (loaded.problem) log.warn("snapshot: {problem}", { problem: loaded.problem });
+    if (loaded.snapshot) {
+      this.tracker.restore(loaded.snapshot.state);
+      log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
+        n: loaded.snapshot.state.ports.length,
+        at: loaded.snapshot.savedAt,
+      });
+    }
+    if (config.allNetns) {
+      this.#namespaces = new NamespaceWatcher("/proc", { env: this.options.env });
+      this.#refreshNamespaces();
+    } else {
+      const chosen = openSource(config.backend);
+      this.#scopes.set(netnsInode(), { netns: netnsInode(), identity: this.#self, source: chosen.source });
+      this.#noteBackend(chosen.source.name, chosen.fallbackReason);
+    }
+    // Namespaces in the snapshot that no longer exist: their ports closed while we were down.
+    const live = new Set(this.#scopes.keys());
+    const gone = new Set(this.tracker.open().map((p) => p.netns).filter((n) => !live.has(n)));
+    for (const netns of gone) await this.#emit(this.tracker.dropNamespace(netns), this.#self);
+  }
+
+  #noteBackend(name: string, reason?: string) {
+    const note = reason ? `${name} (netlink sock_diag unavailable: ${reason})` : name;
+    if (note !== this.#backendNote) {
+      this.#backendNote = note;
+      if (reason) log.warn("scanning with {note}", { note });
+    }
+  }
+
+  /** Apply namespace changes; returns the scopes that are gone (their ports close with their identity). */
+  #refreshNamespaces(): Scope[] {
+    const changes = this.#namespaces!.refresh();
+    const dropped: Scope[] = [];
+    for (const ns of changes.removed) {
+      const scope = this.#scopes.get(ns.inode);
+      if (!scope) continue;
+      scope.source.close();
+      this.#scopes.delete(ns.inode);
+      dropped.push(scope);
+    }
+    for (const ns of [...changes.added, ...changes.memberChanged]) {
+      const old = this.#scopes.get(ns.inode);
+      // A namespace left with no process (pid 0: only its /run/netns name holds it) keeps who it was.
+      const identity = ns.pid === 0 && old ? old.identity : ns.identity;
+      if (old && old.source.name === "netlink") {
+        old.identity = identity; // the netlink socket stays bound to the namespace
+        continue;
+      }
+      old?.source.close();
+      try {
+        const chosen = openSource(this.options.config.backend, { path: ns.path, pid: ns.pid });
+        this.#noteBackend(chosen.source.name, chosen.fallbackReason);
+        this.#scopes.set(ns.inode, {
+          netns: ns.inode,
+          identity,
+          source: chosen.source,
+          path: ns.path,
+          pid: ns.pid,
+        });
+      } catch (e) {
+        log.warn("cannot watch network namespace {inode} ({path}): {error}", {
+          inode: ns.inode,
+          path: ns.path,
+          error: (e as Error).message,
+        });
+      }
+    }
+    return dropped;
+  }
+
+  /** One scan of every namespace; returns the events it produced (already handed to the sink). */
+  async scanOnce(refreshNamespaces = true): Promise<PortEvent[]> {
+    const started = performance.now();
+    const out: PortEvent[] = [];
+    if (this.#namespaces && refreshNamespaces) {
+      for (const gone of this.#refreshNamespaces()) {
+        out.push(...await this.#emit(this.tracker.dropNamespace(gone.netns), gone.identity));
+      }
+    }
+    const ports = this.options.config.ports;
+    for (const scope of this.#scopes.values()) {
+      let sockets;
+      try {
+        sockets = await scope.source.scan();
+      } catch (e) {
+        this.stats.scanErrors++;
+        log.warn("scan of namespace {netns} failed: {error}", {
+          netns: scope.netns,
+          error: (e as Error).message,
+        });
+        continue;
+      }
+      if (ports) sockets = sockets.filter((s) => ports.has(s.port));
+      const owners = this.resolver.resolve(sockets.map((s) => s.inode));
+      const observed = observePorts(sockets, (inode) => owners.get(inode));
+      const changes = this.tracker.observe(scope.netns, observed, Date.now());
+      out.push(...await this.#emit(changes, scope.identity));
+    }
+    out.push(...await this.#emit(this.tracker.tick(Date.now()), this.#self));
+    this.stats.scans++;
+    this.stats.lastScanMs = performance.now() - started;
+    return out;
+  }
+
+  async #emit(
+    changes: ReturnType<PortTracker["tick"]>,
+    identity: Identity,
+    source = this.#source,
+  ): Promise<PortEvent[]> {
+    if (changes.length === 0) return [];
+    const now = new Date();
+    const events = changes.map((c) => {
+      const scopeIdentity = this.#scopes.get(c.port.netns)?.identity ?? identity;
+      const proc = c.kind === "open" && c.port.pids.length > 0
+        ? this.resolver.processInfo(c.port.pids[0])
+        : undefined;
+      return toPortEvent(c, scopeIdentity, source, now, proc ? { ...proc } : undefined);
+    });
+    const withWhere = this.options.config.allNetns;
+    for (const e of events) {
+      human.info("{line}", { line: humanLine(e, withWhere) });
+      if (this.options.config.verbose && e.event === "open") {
+        for (const pid of e.pids) {
+          const p = this.resolver.processInfo(pid);
+          if (p) {
+            const line = `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${
+              e.addrs.join(",")
+            }:${e.port} ${p.cmdline}`;
+            human.info("{line}", { line });
+          }
+        }
+      }
+    }
+    this.stats.events += events.length;
+    await this.#save();
+    try {
+      await this.options.sink.send(events);
+    } catch (e) {
+      log.error("could not hand {n} events to delivery: {error}", {
+        n: events.length,
+        error: (e as Error).message,
+      });
+    }
+    return events;
+  }
+
+  async #save(): Promise<void> {
+    try {
+      await saveSnapshot(this.options.config.snapshotPath, {
+        owner: this.#owner,
+        savedAt: new Date().toISOString(),
+        state: this.tracker.state(),
+      });
+    } catch (e) {
+      log.warn("could not write the snapshot {path}: {error}", {
+        path: this.options.config.snapshotPath,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  /** Scan in cycles (BURST_SCANS scans BURST_DELAY apart, then SCAN_INTERVAL) until stop() is called. */
+  async run(): Promise<void> {
+    const { intervalMs, burstScans, burstDelayMs } = this.options.config;
+    while (!this.#stopped) {
+      for (let i = 0; i < burstScans && !this.#stopped; i++) {
+        await this.scanOnce(i === 0);
+        if (i < burstScans - 1) await this.#sleep(burstDelayMs);
+      }
+      // Wake early for a pending close whose grace ends before the next cycle.
+      const deadline = this.tracker.nextDeadline();
+      const wait = deadline === undefined
+        ? intervalMs
+        : Math.min(intervalMs, Math.max(0, deadline - Date.now()));
+      await this.#sleep(wait);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Stop scanning; the run() loop returns after its current scan. */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  /**
+   * Graceful shutdown: a close for every tracked port (source `shutdown`, or the one given), delivered within
+   * the configured time or left in the spool; then the sources are closed.
+   */
+  async shutdown(): Promise<{ closes: number; delivered: boolean }> {
+    this.stop();
+    const closes = this.tracker.closeAll();
+    const events = await this.#emit(closes, this.#self, this.options.shutdownSource ?? "shutdown");
+    const delivered = await this.options.sink.flush(this.options.config.shutdownTimeoutMs);
+    for (const s of this.#scopes.values()) s.source.close();
+    this.#scopes.clear();
+    return { closes: events.length, delivered };
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The tracker's state on disk (SNAPSHOT_PATH), written atomically (temp file, fsync, rename) on every change,
+ * so a restarted watcher diffs against what was open before: a port that opened or closed while it was down
+ * gets its event, and a port still open gets no second `open`.
+ * @module
+ */
+import { dirname } from "node:path";
+import type { TrackerState } from "./tracker.ts";
+
+/** Default snapshot path, as the seed had it (tmpfs: survives a watcher restart, not a reboot). */
+export const DEFAULT_SNAPSHOT_PATH = "/dev/shm/portwatcher.snapshot";
+
+/** Snapshot contents: the tracker state plus whose it is. */
+export interface Snapshot {
+  /** Identity key of the watcher that wrote it (host/container/scope); another watcher's snapshot is ignored. */
+  owner: string;
+  savedAt: string;
+  state: TrackerState;
+}
+
+/** Write the snapshot atomically. */
+export async function saveSnapshot(path: string, snapshot: Snapshot): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    await file.write(new TextEncoder().encode(JSON.stringify(snapshot)));
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(tmp, path);
+}
+
+/** Read the snapshot; undefined when missing, unreadable, or another watcher's (with the reason). */
+export async function loadSnapshot(
+  path: string,
+  owner: string,
+): Promise<{ snapshot?: Snapshot; problem?: string }> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    return { problem: `cannot read ${path}: ${(e as Error).message}` };
+  }
+  try {
+    const s = JSON.parse(text) as Snapshot;
+    if (s?.state?.version !== 1 || !Array.isArray(s.state.ports)) {
+      return { problem: `${path} is not a portwatch snapshot (version 1); starting fresh` };
+    }
+    if (s.owner !== owner) return { problem: `${path} belongs to ${s.owner}, not ${owner}; starting fresh` };
+    return { snapshot: s };
+  } catch (e) {
+    return { problem: `${path} is not valid JSON (${(e as Error).message}); starting fresh` };
+  }
+}

@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+
+Deno.test("snapshot: saved atomically, loaded by its owner only, bad files reported not thrown", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/sub/snap`;
+    const state = { version: 1 as const, ports: [] };
+    await saveSnapshot(path, { owner: "h/c", savedAt: "x", state });
+    assert.deepEqual((await loadSnapshot(path, "h/c")).snapshot?.state, state);
+    assert.match((await loadSnapshot(path, "other")).problem ?? "", /belongs to h\/c/);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/sub`)].map((e) => e.name), ["snap"], "no temp file left");
+    await Deno.writeTextFile(path, "{torn");
+    assert.match((await loadSnapshot(path, "h/c")).problem ?? "", /not valid JSON/);
+    assert.deepEqual(await loadSnapshot(`${dir}/missing`, "h/c"), {});
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,141 @@
+/**
+ * The diff at the heart of every engine: which ports opened and closed since the last look, per network
+ * namespace, with a close grace (a port back within CLOSE_GRACE_MS emits nothing). Pure state machine: time
+ * comes in as an argument, changes come out; engines do the I/O.
+ * @module
+ */
+import type { PortObservation } from "./observe.ts";
+
+/** A port tracked as open. */
+export interface TrackedPort extends PortObservation {
+  /** Network namespace inode. */
+  netns: number;
+  /** When it was first seen open (ms since the epoch). */
+  since: number;
+  /** When it was last seen open. */
+  seen: number;
+  /** Set while it is missing but within the grace: when its close becomes final. */
+  closeAt?: number;
+  /** The pids that held it when it was last seen with holders. */
+  lastPids: number[];
+}
+
+/** One change to report. */
+export interface PortChange {
+  kind: "open" | "close";
+  port: TrackedPort;
+}
+
+/** Key of a port within the tracker. */
+export function trackKey(netns: number, proto: string, port: number): string {
+  return `${netns}/${proto}/${port}`;
+}
+
+/** Snapshot form: what was open, to diff against after a restart. */
+export interface TrackerState {
+  version: 1;
+  ports: TrackedPort[];
+}
+
+/** Tracks open ports across namespaces. */
+export class PortTracker {
+  #ports = new Map<string, TrackedPort>();
+
+  constructor(readonly graceMs = 0) {}
+
+  /**
+   * A complete look at namespace `netns`: every port open there now. Ports not in it start their grace (or
+   * close at once without one); new ones open; ones back within their grace are kept without an event.
+   */
+  observe(netns: number, observations: readonly PortObservation[], now: number): PortChange[] {
+    const changes: PortChange[] = [];
+    const present = new Set<string>();
+    for (const o of observations) {
+      const key = trackKey(netns, o.proto, o.port);
+      present.add(key);
+      const prev = this.#ports.get(key);
+      if (prev) {
+        prev.closeAt = undefined;
+        prev.seen = now;
+        prev.family = o.family;
+        prev.addrs = o.addrs;
+        prev.inodes = o.inodes;
+        if (o.pids.length > 0) {
+          prev.pids = o.pids;
+          prev.lastPids = o.pids;
+        }
+        continue;
+      }
+      const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
+      this.#ports.set(key, port);
+      changes.push({ kind: "open", port });
+    }
+    for (const [key, port] of this.#ports) {
+      if (port.netns !== netns || present.has(key) || port.closeAt !== undefined) continue;
+      port.closeAt = now + this.graceMs;
+    }
+    changes.push(...this.tick(now));
+    return changes;
+  }
+
+  /** Closes whose grace has run out by `now`. */
+  tick(now: number): PortChange[] {
+    const changes: PortChange[] = [];
+    for (const [key, port] of this.#ports) {
+      if (port.closeAt !== undefined && port.closeAt <= now) {
+        this.#ports.delete(key);
+        changes.push({ kind: "close", port: { ...port, pids: [] } });
+      }
+    }
+    return changes;
+  }
+
+  /** The earliest pending close deadline, if any (to schedule a tick). */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const p of this.#ports.values()) {
+      if (p.closeAt !== undefined && (next === undefined || p.closeAt < next)) next = p.closeAt;
+    }
+    return next;
+  }
+
+  /** A namespace is gone: every port in it closes now, grace or not. */
+  dropNamespace(netns: number): PortChange[] {
+    const changes: PortChange[] = [];
+    for (const [key, port] of this.#ports) {
+      if (port.netns === netns) {
+        this.#ports.delete(key);
+        changes.push({ kind: "close", port: { ...port, pids: [] } });
+      }
+    }
+    return changes;
+  }
+
+  /** Close everything (shutdown): the changes, and the tracker is left empty. */
+  closeAll(): PortChange[] {
+    const changes = [...this.#ports.values()].map((port) => ({
+      kind: "close" as const,
+      port: { ...port, pids: [] },
+    }));
+    this.#ports.clear();
+    return changes;
+  }
+
+  /** Ports open now (including those within their close grace). */
+  open(): TrackedPort[] {
+    return [...this.#ports.values()];
+  }
+
+  /** State to save in the snapshot. */
+  state(): TrackerState {
+    return { version: 1, ports: this.open().map((p) => ({ ...p })) };
+  }
+
+  /** Load a saved state (at start, before the first look): the next observe() diffs against it. */
+  restore(state: TrackerState): void {
+    this.#ports.clear();
+    for (const p of state.ports) {
+      this.#ports.set(trackKey(p.netns, p.proto, p.port), { ...p, closeAt: undefined });
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { PortTracker } from "./tracker.ts";
+import type { PortObservation } from "./observe.ts";
+import { observePorts } from "./observe.ts";
+
+const obs = (port: number, pids = [10], proto: "tcp" | "udp" = "tcp"): PortObservation => ({
+  proto,
+  port,
+  family: 4,
+  addrs: ["0.0.0.0"],
+  inodes: [port * 10],
+  pids,
+});
+const kinds = (cs: { kind: string; port: { port: number } }[]) => cs.map((c) => `${c.kind} ${c.port.port}`);
+
+Deno.test("PortTracker: opens and closes per namespace, once each", () => {
+  const t = new PortTracker();
+  assert.deepEqual(kinds(t.observe(1, [obs(80), obs(53, [10], "udp")], 0)), ["open 80", "open 53"]);
+  assert.deepEqual(kinds(t.observe(1, [obs(80), obs(53, [10], "udp")], 1)), []);
+  assert.deepEqual(kinds(t.observe(2, [obs(80)], 1)), ["open 80"], "same port, other namespace");
+  const closed = t.observe(1, [obs(53, [10], "udp")], 2);
+  assert.deepEqual(kinds(closed), ["close 80"]);
+  assert.deepEqual(closed[0].port.pids, []);
+  assert.deepEqual(closed[0].port.lastPids, [10]);
+  assert.equal(t.open().length, 2);
+});
+
+Deno.test("PortTracker: a port back within the grace emits nothing; after it, a close", () => {
+  const t = new PortTracker(500);
+  t.observe(1, [obs(80)], 0);
+  assert.deepEqual(kinds(t.observe(1, [], 100)), []);
+  assert.equal(t.nextDeadline(), 600);
+  assert.deepEqual(kinds(t.observe(1, [obs(80)], 400)), [], "back within the grace");
+  assert.equal(t.nextDeadline(), undefined);
+  assert.deepEqual(kinds(t.observe(1, [], 1000)), []);
+  assert.deepEqual(kinds(t.tick(1499)), []);
+  assert.deepEqual(kinds(t.tick(1500)), ["close 80"]);
+});
+
+Deno.test("PortTracker: pids follow the holders; last pids survive a moment without a holder", () => {
+  const t = new PortTracker();
+  t.observe(1, [obs(80, [10])], 0);
+  t.observe(1, [obs(80, [11, 12])], 1);
+  t.observe(1, [obs(80, [])], 2);
+  const [c] = t.observe(1, [], 3);
+  assert.deepEqual(c.port.lastPids, [11, 12]);
+});
+
+Deno.test("PortTracker: snapshot restore diffs against what was open before a restart", () => {
+  const a = new PortTracker();
+  a.observe(1, [obs(80), obs(443)], 0);
+  const saved = JSON.parse(JSON.stringify(a.state()));
+  const b = new PortTracker();
+  b.restore(saved);
+  // While down: 443 closed and 8080 opened; 80 is still open and gets no second open.
+  assert.deepEqual(kinds(b.observe(1, [obs(80), obs(8080)], 10)), ["open 8080", "close 443"]);
+});
+
+Deno.test("PortTracker: a vanished namespace closes its ports; closeAll empties", () => {
+  const t = new PortTracker(10_000);
+  t.observe(1, [obs(80)], 0);
+  t.observe(2, [obs(81)], 0);
+  assert.deepEqual(kinds(t.dropNamespace(1)), ["close 80"]);
+  assert.deepEqual(kinds(t.closeAll()), ["close 81"]);
+  assert.equal(t.open().length, 0);
+});
+
+Deno.test("observePorts: 0.0.0.0 and :: on one port are one entry with both addresses and every pid", () => {
+  const ports = observePorts([
+    { proto: "tcp", family: 6, addr: "::", port: 80, inode: 2, uid: 0 },
+    { proto: "tcp", family: 4, addr: "0.0.0.0", port: 80, inode: 1, uid: 0 },
+    { proto: "tcp", family: 4, addr: "0.0.0.0", port: 80, inode: 3, uid: 0 }, // SO_REUSEPORT
+    { proto: "udp", family: 4, addr: "127.0.0.1", port: 80, inode: 4, uid: 0 },
+  ], (inode) => ({ 1: [100], 2: [100], 3: [200, 100], 4: [] } as Record<number, number[]>)[inode]);
+  assert.deepEqual(ports.map((p) => [p.proto, p.port, p.family, p.addrs, p.pids, p.inodes]), [
+    ["tcp", 80, 4, ["0.0.0.0", "::"], [100, 200], [1, 2, 3]],
+    ["udp", 80, 4, ["127.0.0.1"], [], [4]],
+  ]);
+});
