@@ -12,14 +12,12 @@ import { detectIdentity, type Identity, netnsInode } from "./identity.ts";
 import { NamespaceWatcher } from "./namespaces.ts";
 import { observePorts } from "./observe.ts";
 import { PidResolver } from "./pid_resolver.ts";
-import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
-import type { SocketSource } from "./socket.ts";
+import type { ListeningSocket, SocketSource } from "./socket.ts";
 import { openSource } from "./sources.ts";
-import { PortTracker } from "./tracker.ts";
-import { humanLine, toPortEvent } from "./event_build.ts";
+import { type PortChange, PortTracker } from "./tracker.ts";
+import { Reporter } from "./reporter.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
-const human = getLogger(["portwatch", "ports"]);
 
 /** One watched network namespace. */
 interface Scope {
@@ -28,6 +26,13 @@ interface Scope {
   source: SocketSource;
   path?: string;
   pid?: number;
+}
+
+/** One namespace's sockets and their owners, from {@link PollingEngine.rawScan}. */
+export interface RawScan {
+  netns: number;
+  sockets: ListeningSocket[];
+  owners: Map<number, number[]>;
 }
 
 /** Counters for logs, benchmarks and metrics. */
@@ -54,6 +59,7 @@ export class PollingEngine {
   readonly tracker: PortTracker;
   readonly resolver = new PidResolver();
   readonly stats: EngineStats = { scans: 0, events: 0, lastScanMs: 0, scanErrors: 0 };
+  readonly reporter: Reporter;
   #scopes = new Map<number, Scope>();
   #namespaces?: NamespaceWatcher;
   #self: Identity;
@@ -69,6 +75,16 @@ export class PollingEngine {
     this.#source = options.source ?? "polling";
     const scope = options.config.allNetns ? "host-wide" : `netns:${netnsInode()}`;
     this.#owner = `${this.#self.host}/${this.#self.container_id ?? "-"}/${scope}`;
+    this.reporter = new Reporter({
+      sink: options.sink,
+      tracker: this.tracker,
+      resolver: this.resolver,
+      snapshotPath: options.config.snapshotPath,
+      owner: this.#owner,
+      verbose: options.config.verbose,
+      withWhere: options.config.allNetns,
+      identityOf: (netns) => this.#scopes.get(netns)?.identity,
+    });
   }
 
   /** The identity of this watcher (host, container). */
@@ -84,15 +100,7 @@ export class PollingEngine {
   /** Set up scopes and read the snapshot; call once before scanning. */
   async start(): Promise<void> {
     const { config } = this.options;
-    const loaded = await loadSnapshot(config.snapshotPath, this.#owner);
-    if (loaded.problem) log.warn("snapshot: {problem}", { problem: loaded.problem });
-    if (loaded.snapshot) {
-      this.tracker.restore(loaded.snapshot.state);
-      log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
-        n: loaded.snapshot.state.ports.length,
-        at: loaded.snapshot.savedAt,
-      });
-    }
+    await this.reporter.restore();
     if (config.allNetns) {
       this.#namespaces = new NamespaceWatcher("/proc", { env: this.options.env });
       this.#refreshNamespaces();
@@ -156,16 +164,19 @@ export class PollingEngine {
     return dropped;
   }
 
-  /** One scan of every namespace; returns the events it produced (already handed to the sink). */
-  async scanOnce(refreshNamespaces = true): Promise<PortEvent[]> {
-    const started = performance.now();
-    const out: PortEvent[] = [];
+  /**
+   * Scan every namespace without diffing: its sockets (after the WATCH_PORTS filter) and their owners. Gone
+   * namespaces have their ports closed first. For event-driven engines, which seed and reconcile with it.
+   */
+  async rawScan(refreshNamespaces = true): Promise<RawScan[]> {
     if (this.#namespaces && refreshNamespaces) {
       for (const gone of this.#refreshNamespaces()) {
-        out.push(...await this.#emit(this.tracker.dropNamespace(gone.netns), gone.identity));
+        this.onNamespaceGone?.(gone.netns);
+        await this.#emit(this.tracker.dropNamespace(gone.netns), gone.identity);
       }
     }
     const ports = this.options.config.ports;
+    const out: RawScan[] = [];
     for (const scope of this.#scopes.values()) {
       let sockets;
       try {
@@ -180,71 +191,59 @@ export class PollingEngine {
       }
       if (ports) sockets = sockets.filter((s) => ports.has(s.port));
       const owners = this.resolver.resolve(sockets.map((s) => s.inode));
+      out.push({ netns: scope.netns, sockets, owners });
+    }
+    return out;
+  }
+
+  /** Called with the inode of each namespace that is gone (event-driven engines drop their state for it). */
+  onNamespaceGone?: (netns: number) => void;
+
+  /** The identity of a watched namespace. */
+  identityOf(netns: number): Identity | undefined {
+    return this.#scopes.get(netns)?.identity;
+  }
+
+  /** True when `netns` is watched (refreshing the namespace list first in host-wide mode when unknown). */
+  watches(netns: number): boolean {
+    if (this.#scopes.has(netns)) return true;
+    if (!this.#namespaces) return false;
+    const now = Date.now();
+    if (now - this.#lastRefresh < 200) return false;
+    this.#lastRefresh = now;
+    this.#refreshNamespaces(); // removals are handled by the next rawScan
+    return this.#scopes.has(netns);
+  }
+
+  #lastRefresh = 0;
+
+  /** Report changes to a namespace (its identity), as this engine's source. */
+  report(changes: PortChange[], netns: number): Promise<PortEvent[]> {
+    return this.#emit(changes, this.identityOf(netns) ?? this.#self);
+  }
+
+  /** One scan of every namespace; returns the events it produced (already handed to the sink). */
+  async scanOnce(refreshNamespaces = true): Promise<PortEvent[]> {
+    const started = performance.now();
+    const out: PortEvent[] = [];
+    for (const { netns, sockets, owners } of await this.rawScan(refreshNamespaces)) {
       const observed = observePorts(sockets, (inode) => owners.get(inode));
-      const changes = this.tracker.observe(scope.netns, observed, Date.now());
-      out.push(...await this.#emit(changes, scope.identity));
+      out.push(
+        ...await this.#emit(
+          this.tracker.observe(netns, observed, Date.now()),
+          this.identityOf(netns) ?? this.#self,
+        ),
+      );
     }
     out.push(...await this.#emit(this.tracker.tick(Date.now()), this.#self));
     this.stats.scans++;
+    this.stats.events = this.reporter.events;
     this.stats.lastScanMs = performance.now() - started;
     return out;
   }
 
-  async #emit(
-    changes: ReturnType<PortTracker["tick"]>,
-    identity: Identity,
-    source = this.#source,
-  ): Promise<PortEvent[]> {
-    if (changes.length === 0) return [];
-    const now = new Date();
-    const events = changes.map((c) => {
-      const scopeIdentity = this.#scopes.get(c.port.netns)?.identity ?? identity;
-      const proc = c.kind === "open" && c.port.pids.length > 0
-        ? this.resolver.processInfo(c.port.pids[0])
-        : undefined;
-      return toPortEvent(c, scopeIdentity, source, now, proc ? { ...proc } : undefined);
-    });
-    const withWhere = this.options.config.allNetns;
-    for (const e of events) {
-      human.info("{line}", { line: humanLine(e, withWhere) });
-      if (this.options.config.verbose && e.event === "open") {
-        for (const pid of e.pids) {
-          const p = this.resolver.processInfo(pid);
-          if (p) {
-            const line = `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${
-              e.addrs.join(",")
-            }:${e.port} ${p.cmdline}`;
-            human.info("{line}", { line });
-          }
-        }
-      }
-    }
-    this.stats.events += events.length;
-    await this.#save();
-    try {
-      await this.options.sink.send(events);
-    } catch (e) {
-      log.error("could not hand {n} events to delivery: {error}", {
-        n: events.length,
-        error: (e as Error).message,
-      });
-    }
-    return events;
-  }
-
-  async #save(): Promise<void> {
-    try {
-      await saveSnapshot(this.options.config.snapshotPath, {
-        owner: this.#owner,
-        savedAt: new Date().toISOString(),
-        state: this.tracker.state(),
-      });
-    } catch (e) {
-      log.warn("could not write the snapshot {path}: {error}", {
-        path: this.options.config.snapshotPath,
-        error: (e as Error).message,
-      });
-    }
+  #emit(changes: PortChange[], identity: Identity, source = this.#source): Promise<PortEvent[]> {
+    return this.reporter.report(changes, identity, source);
   }
 
   /** Scan in cycles (BURST_SCANS scans BURST_DELAY apart, then SCAN_INTERVAL) until stop() is called. */

@@ -3,7 +3,8 @@
  *
  * Each scan sends four SOCK_DIAG_BY_FAMILY dump requests (`inet_diag_req_v2`): AF_INET and AF_INET6 x TCP with
  * `idiag_states = 1 << TCP_LISTEN`, so the kernel walks only the listening hash and never sends established
- * connections, and x UDP with every state, keeping sockets with a local port. Replies (`inet_diag_msg`, possibly
+ * connections, and x UDP in state TCP_CLOSE (bound, not connected: what `ss -l` lists), keeping sockets
+ * with a local port. Replies (`inet_diag_msg`, possibly
  * over several recv calls) are read with MSG_DONTWAIT and poll(2) against a deadline, so a scan cannot hang.
  *
  * A netlink socket stays in the network namespace it was created in. To watch another namespace without
@@ -72,8 +73,9 @@ export interface NetlinkStats {
 const DUMPS = [
   { family: AF_INET, protocol: IPPROTO_TCP, states: 1 << TCP_LISTEN },
   { family: AF_INET6, protocol: IPPROTO_TCP, states: 1 << TCP_LISTEN },
-  { family: AF_INET, protocol: IPPROTO_UDP, states: 0xffffffff },
-  { family: AF_INET6, protocol: IPPROTO_UDP, states: 0xffffffff },
+  // UDP: unconnected sockets only (state TCP_CLOSE = 7), as `ss -l` lists them; connected ones are clients.
+  { family: AF_INET, protocol: IPPROTO_UDP, states: 1 << 7 },
+  { family: AF_INET6, protocol: IPPROTO_UDP, states: 1 << 7 },
 ] as const;
 
 /** Create a NETLINK_SOCK_DIAG socket, inside `netns` when given (see the module doc); returns its fd. */

@@ -12,6 +12,9 @@ import { formatIPv4, formatIPv6, type ListeningSocket, type SocketSource } from 
 /** TCP_LISTEN in the `st` column. */
 export const TCP_LISTEN = 0x0a;
 
+/** The state of a UDP socket that is not connected (TCP_CLOSE in the kernel's numbering). */
+export const UDP_UNCONNECTED = 0x07;
+
 /** A line of a /proc/net table that cannot be read; the message names the file, the line number and the text. */
 export class ProcNetParseError extends Error {
   /**
@@ -89,7 +92,9 @@ export function parseProcNet(
     if (!DIGITS.test(f[9])) throw bad(`inode "${f[9]}" is not a number`);
     const state = parseInt(f[3], 16);
     const port = parseInt(portHex, 16);
-    if (proto === "tcp" ? state !== TCP_LISTEN : port === 0) continue;
+    // TCP: LISTEN only. UDP: bound and not connected (state 07, as `ss -l` lists them): a connected UDP
+    // socket is a client's, not a port anyone can send to.
+    if (proto === "tcp" ? state !== TCP_LISTEN : state !== UDP_UNCONNECTED || port === 0) continue;
     const addr = decodeProcAddr(addrHex, family);
     if (addr === undefined) {
       throw bad(`local address "${addrHex}" is not ${family === 4 ? 8 : 32} hex digits`);

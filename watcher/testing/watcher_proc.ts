@@ -34,9 +34,12 @@ export class WatcherProc {
     ]).then(() => {});
   }
 
-  /** Start the watcher with exactly `env` (plus PATH and HOME); inside `ns` when given. */
-  static start(env: Record<string, string>, ns?: NetNs, args: string[] = []): WatcherProc {
-    const cmd = [Deno.execPath(), "run", "--allow-all", MAIN, ...args];
+  /**
+   * Start the watcher with exactly `env` (plus PATH and HOME); inside `ns` when given. `program` is the entry
+   * point (default watcher/main.ts; the eBPF tests pass ebpf/main.ts).
+   */
+  static start(env: Record<string, string>, ns?: NetNs, args: string[] = [], program = MAIN): WatcherProc {
+    const cmd = [Deno.execPath(), "run", "--allow-all", program, ...args];
     const full = ns ? ns.wrap(cmd) : cmd;
     const child = new Deno.Command(full[0], {
       args: full.slice(1),

@@ -1,0 +1,255 @@
+import assert from "node:assert/strict";
+import { NetNs, netnsSkipReason, run, skipIf } from "../watcher/testing/netns.ts";
+import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
+import type { PortEvent } from "../events/schema.ts";
+
+const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
+
+function bpftraceSkipReason(): string | undefined {
+  const r = netnsSkipReason();
+  if (r) return r;
+  try {
+    return new Deno.Command("bpftrace", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
+        .success
+      ? undefined
+      : "bpftrace does not run";
+  } catch {
+    return "bpftrace is not installed (Debian: apt-get install bpftrace)";
+  }
+}
+
+/** Run a python snippet inside `ns`; it prints nothing unless it fails. */
+async function py(ns: NetNs, code: string): Promise<string> {
+  const out = await run(ns.wrap(["python3", "-c", code]), { timeoutMs: 30_000 });
+  return out.stdout;
+}
+
+const count = (w: WatcherProc, kind: string, port: number, proto?: string) =>
+  w.matching((e: PortEvent) => e.event === kind && e.port === port && (!proto || e.proto === proto)).length;
+
+Deno.test({
+  name: "bpftrace engine: every open and close as an event, in a namespace of its own",
+  ignore: skipIf(bpftraceSkipReason(), "bpftrace engine"),
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "portwatch-ebpf-test-" });
+    const ns = await NetNs.create();
+    const w = WatcherProc.start(
+      {
+        EBPF_ENGINE: "bpftrace",
+        EBPF_ONLY: "1",
+        EBPF_RECONCILE: "2",
+        SNAPSHOT_PATH: `${dir}/snapshot`,
+        HOST_NAME: "ebpf-host",
+        LOG_LEVEL: "info",
+      },
+      ns,
+      [],
+      EBPF_MAIN,
+    );
+    try {
+      await w.waitLog(/watching this network namespace with bpftrace events/, 60_000);
+      const nsInode = Deno.statSync(ns.path).ino;
+
+      await t.step("TCP and UDP, IPv4 and IPv6, each held 1 ms: an open and a close each", async () => {
+        await py(
+          ns,
+          `import socket, time
+for fam, typ, host, port in [(socket.AF_INET, socket.SOCK_STREAM, "0.0.0.0", 8001), (socket.AF_INET6, socket.SOCK_STREAM, "::1", 8002), (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1", 8003), (socket.AF_INET6, socket.SOCK_DGRAM, "::", 8004)]:
+    s = socket.socket(fam, typ); s.bind((host, port))
+    if typ == socket.SOCK_STREAM: s.listen()
+    time.sleep(0.001); s.close()`,
+        );
+        await w.waitFor("4 opens and 4 closes", (e) => e.port >= 8001 && e.port <= 8004, 8);
+        const got = w.matching((e) => e.port >= 8001 && e.port <= 8004);
+        assert.deepEqual(
+          got.filter((e) => e.event === "open").map((e) => [e.port, e.proto, e.family, e.addrs]),
+          [[8001, "tcp", 4, ["0.0.0.0"]], [8002, "tcp", 6, ["::1"]], [8003, "udp", 4, ["127.0.0.1"]], [
+            8004,
+            "udp",
+            6,
+            [
+              "::",
+            ],
+          ]],
+        );
+        for (const e of got) {
+          assert.equal(e.source, "ebpf");
+          assert.equal(e.netns, nsInode);
+          assert.equal(e.host, "ebpf-host");
+        }
+        for (let p = 8001; p <= 8004; p++) assert.equal(count(w, "close", p), 1, `close ${p}`);
+      });
+
+      await t.step("listen() without bind(): the real port, not 0", async () => {
+        const port = Number(
+          await py(
+            ns,
+            `import socket, time
+s = socket.socket(); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(0.05); s.close()`,
+          ),
+        );
+        assert.ok(port > 0);
+        await w.waitFor("open and close of the autobound port", (e) => e.port === port, 2);
+        assert.equal(count(w, "open", 0), 0, "no open of port 0");
+      });
+
+      await t.step("a failed bind and a failed listen (port taken) make no phantom open", async () => {
+        await py(
+          ns,
+          `import socket, time
+a = socket.socket(); a.bind(("0.0.0.0", 8010)); a.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 8011))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try: b.bind(("0.0.0.0", 8011))
+except OSError: pass
+c = socket.socket(); c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+d = socket.socket(); d.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+c.bind(("127.0.0.1", 8012)); d.bind(("127.0.0.1", 8012))
+c.listen()
+try: d.listen()
+except OSError: pass
+time.sleep(0.2)`,
+        );
+        await w.waitFor(
+          "closes of 8010-8012",
+          (e) => e.event === "close" && e.port >= 8010 && e.port <= 8012,
+          3,
+        );
+        for (const p of [8010, 8011, 8012]) {
+          assert.equal(count(w, "open", p), 1, `one open of ${p}`);
+          assert.equal(count(w, "close", p), 1, `one close of ${p}`);
+        }
+      });
+
+      await t.step(
+        "a forked child keeps the socket after its parent exits; SIGKILL of the owner closes",
+        async () => {
+          const childPid = Number(
+            await py(
+              ns,
+              `import os, socket, time, sys
+t = socket.socket(); t.bind(("0.0.0.0", 8020)); t.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 8021))
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2): os.dup2(null, fd)
+    os.setsid(); time.sleep(60); os._exit(0)
+print(pid, flush=True)`,
+            ),
+          );
+          await w.waitFor(
+            "opens of 8020 and 8021",
+            (e) => e.event === "open" && (e.port === 8020 || e.port === 8021),
+            2,
+          );
+          await new Promise((r) => setTimeout(r, 500)); // the parent is gone; the child holds both
+          assert.equal(
+            count(w, "close", 8020) + count(w, "close", 8021),
+            0,
+            "no close while the child holds them",
+          );
+          Deno.kill(childPid, "SIGKILL");
+          await w.waitFor(
+            "closes after SIGKILL",
+            (e) => e.event === "close" && (e.port === 8020 || e.port === 8021),
+            2,
+          );
+        },
+      );
+
+      await t.step("500 ports opened and closed in a burst: each seen once each way", async () => {
+        await py(
+          ns,
+          `import socket
+socks = []
+for i in range(500):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if i % 2 == 0 else socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 20000 + i))
+    if i % 2 == 0: s.listen()
+    socks.append(s)
+for s in socks: s.close()`,
+        );
+        const inRange = (e: PortEvent) => e.port >= 20000 && e.port < 20500;
+        await w.waitFor("1000 events", inRange, 1000, 30_000);
+        for (let i = 0; i < 500; i++) {
+          assert.equal(count(w, "open", 20000 + i), 1, `open ${20000 + i}`);
+          assert.equal(count(w, "close", 20000 + i), 1, `close ${20000 + i}`);
+        }
+      });
+
+      await t.step("reconciliation finds no drift: the events told the whole story", async () => {
+        await new Promise((r) => setTimeout(r, 2500)); // at least one reconciliation (EBPF_RECONCILE=2)
+        assert.ok(!w.stderr.some((l) => /reconciliation found/.test(l)), w.stderr.join("\n"));
+      });
+    } finally {
+      const status = await w.stop("SIGTERM");
+      await ns.delete();
+      await Deno.remove(dir, { recursive: true });
+      assert.equal(status.code, 0, w.stderr.join("\n"));
+    }
+  },
+});
+
+Deno.test({
+  name: "ebpf command: EBPF_ONLY=1 with no engine available exits with a clear error; fallback says why",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "portwatch-ebpf-test-" });
+    try {
+      // An engine that cannot exist here: bpftrace is looked up on PATH, which we empty.
+      const only = WatcherProc.start(
+        { EBPF_ENGINE: "bpftrace", EBPF_ONLY: "1", SNAPSHOT_PATH: `${dir}/s`, PATH: "/nonexistent" },
+        undefined,
+        [],
+        EBPF_MAIN,
+      );
+      assert.equal((await only.exited()).code, 1);
+      assert.match(only.stderr.join("\n"), /no eBPF engine can run[\s\S]*bpftrace cannot run/);
+      const fb = WatcherProc.start(
+        { EBPF_ENGINE: "bpftrace", SNAPSHOT_PATH: `${dir}/s`, PATH: "/nonexistent", SCAN_INTERVAL: "0.1" },
+        undefined,
+        [],
+        EBPF_MAIN,
+      );
+      await fb.waitLog(/falling back to polling \(source "fallback"\)/);
+      await fb.waitLog(/watching this network namespace with polling fallback/);
+      assert.equal((await fb.stop("SIGTERM")).code, 0);
+      for (const e of fb.events) assert.ok(["fallback", "shutdown-fallback"].includes(e.source), e.source);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "bpftrace engine, host-wide: a port opened in another network namespace is attributed to it",
+  ignore: skipIf(bpftraceSkipReason(), "bpftrace engine host-wide"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "portwatch-ebpf-test-" });
+    const a = await NetNs.create();
+    const b = await NetNs.create();
+    const w = WatcherProc.start(
+      { EBPF_ENGINE: "bpftrace", EBPF_ONLY: "1", WATCH_PORTS: "8100", SNAPSHOT_PATH: `${dir}/snapshot` },
+      undefined,
+      ["--all-netns"],
+      EBPF_MAIN,
+    );
+    try {
+      await w.waitLog(/watching every network namespace on this host with bpftrace events/, 60_000);
+      const code = `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 8100)); time.sleep(0.05); s.close()`;
+      await py(a, code);
+      await py(b, code);
+      const events = await w.waitFor("open and close in each namespace", (e) => e.port === 8100, 4, 20_000);
+      const byNs = (ns: NetNs) =>
+        events.filter((e) => e.netns === Deno.statSync(ns.path).ino).map((e) => e.event);
+      assert.deepEqual(byNs(a), ["open", "close"]);
+      assert.deepEqual(byNs(b), ["open", "close"]);
+    } finally {
+      await w.stop("SIGTERM");
+      await a.delete();
+      await b.delete();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

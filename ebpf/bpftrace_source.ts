@@ -1,0 +1,190 @@
+/**
+ * Runs Debian's bpftrace with portwatch's program and reads its JSON output as SocketEvents. Mounts tracefs and
+ * debugfs when missing (tracepoints need them).
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { bpftraceScript } from "./bpftrace_script.ts";
+import { parseBpftraceLine } from "./bpftrace_parse.ts";
+import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
+import type { SocketEvent } from "./socket_event.ts";
+
+const log = getLogger(["portwatch", "bpftrace"]);
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Run a command; a command that cannot be spawned (not installed) is a failure, not a throw. */
+async function run(cmd: string, args: string[]): Promise<{ success: boolean; stderr: string }> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+    return { success: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
+  } catch (e) {
+    return { success: false, stderr: (e as Error).message };
+  }
+}
+
+/** Make sure tracefs (and debugfs) are mounted; returns a problem or undefined. */
+export async function ensureTracefs(): Promise<string | undefined> {
+  if (exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")) {
+    return undefined;
+  }
+  const tries: [string, string][] = [["tracefs", "/sys/kernel/tracing"], ["debugfs", "/sys/kernel/debug"]];
+  const errors: string[] = [];
+  for (const [type, dir] of tries) {
+    const out = await run("mount", ["-t", type, "nodev", dir]);
+    if (!out.success) errors.push(`mount -t ${type} ${dir}: ${out.stderr}`);
+  }
+  return exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")
+    ? undefined
+    : `tracepoints are not reachable (${errors.join("; ")})`;
+}
+
+/** Start bpftrace; resolves once its probes are attached, or throws EngineUnavailableError saying why not. */
+export async function startBpftrace(options: { readyTimeoutMs?: number } = {}): Promise<BpftraceSource> {
+  if (Deno.uid() !== 0) {
+    throw new EngineUnavailableError("bpftrace", `needs root (running as uid ${Deno.uid()})`);
+  }
+  const which = await run("bpftrace", ["--version"]);
+  if (!which.success) {
+    throw new EngineUnavailableError(
+      "bpftrace",
+      "the bpftrace command is not installed (Debian: apt-get install bpftrace)",
+    );
+  }
+  const tracefs = await ensureTracefs();
+  if (tracefs) throw new EngineUnavailableError("bpftrace", tracefs);
+  const source = new BpftraceSource(bpftraceScript(Deno.osRelease()));
+  await source.start(options.readyTimeoutMs ?? 60_000);
+  return source;
+}
+
+/** A running bpftrace. */
+export class BpftraceSource implements SocketEventSource {
+  readonly name = "bpftrace";
+  lost = 0;
+  #child?: Deno.ChildProcess;
+  #ready!: Promise<void>;
+  #lines: string[] = [];
+  #wake?: () => void;
+  #ended?: string;
+  #stderr: string[] = [];
+
+  constructor(readonly script: string) {}
+
+  /** Resolves when the probes are attached. */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Spawn bpftrace and wait until it is attached. */
+  async start(readyTimeoutMs: number): Promise<void> {
+    const child = new Deno.Command("bpftrace", {
+      args: ["-f", "json", "-e", this.script],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { BPFTRACE_STRLEN: "64" },
+    }).spawn();
+    this.#child = child;
+    let attached!: () => void;
+    let failed!: (e: Error) => void;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      attached = resolve;
+      failed = reject;
+    });
+    this.#ready.catch(() => {});
+    const pump = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
+      let buf = "";
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) !== -1) {
+          onLine(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      }
+    };
+    pump(child.stdout, (line) => {
+      if (line.includes('"attached_probes"')) attached();
+      this.#lines.push(line);
+      this.#wake?.();
+    }).catch(() => {});
+    pump(child.stderr, (line) => {
+      const lost = /Lost (\d+) events/.exec(line);
+      if (lost) this.lost += Number(lost[1]);
+      if (/RLIMIT_MEMLOCK|Addrspace|^\s*$|~|^\s+(if|printf|\$)/.test(line)) log.debug("{line}", { line });
+      else {
+        this.#stderr.push(line);
+        log.warn("bpftrace: {line}", { line });
+      }
+    }).catch(() => {});
+    child.status.then((s) => {
+      this.#ended = `bpftrace exited (${s.signal ?? `code ${s.code}`})${
+        this.#stderr.length ? `: ${this.#stderr.slice(-5).join(" | ")}` : ""
+      }`;
+      failed(new EngineUnavailableError("bpftrace", this.#ended));
+      this.#wake?.();
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#ready,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new EngineUnavailableError("bpftrace", `probes not attached within ${readyTimeoutMs} ms`),
+              ),
+            readyTimeoutMs,
+          );
+        }),
+      ]);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Deliver events in order until bpftrace ends or stop() is called. */
+  async run(onEvent: (e: SocketEvent) => void): Promise<string> {
+    for (;;) {
+      while (this.#lines.length > 0) {
+        const lines = this.#lines;
+        this.#lines = [];
+        const now = Date.now();
+        for (const line of lines) {
+          const parsed = parseBpftraceLine(line, now);
+          if (parsed.type === "event") onEvent(parsed.event);
+        }
+      }
+      if (this.#ended) return this.#ended;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+    }
+  }
+
+  /** Stop bpftrace (SIGINT lets it detach cleanly) and wait. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    try {
+      child.kill("SIGINT");
+    } catch { /* gone */ }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await child.status;
+    clearTimeout(timer);
+  }
+}

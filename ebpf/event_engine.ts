@@ -1,0 +1,173 @@
+/**
+ * The event-driven engine: socket events from bpftrace or Tracee update the ledger, and each change goes
+ * through the same tracker, reporter, snapshot and delivery as polling (written once, in watcher/). It starts
+ * from a scan, so ports open before it started are known, and a slow reconciliation scan corrects and counts
+ * drift (a non-zero drift is a gap in what the probes see, to be reported).
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { EventSink } from "../events/sink.ts";
+import type { EnvSource } from "../events/env.ts";
+import type { WatcherConfig } from "../watcher/config.ts";
+import { PollingEngine } from "../watcher/engine.ts";
+import { netnsInode } from "../watcher/identity.ts";
+import { SocketLedger } from "./ledger.ts";
+import type { SocketEventSource } from "./event_source.ts";
+import type { SocketEvent } from "./socket_event.ts";
+
+const log = getLogger(["portwatch", "ebpf"]);
+
+/** Counters for logs and metrics. */
+export interface EventEngineStats {
+  events: number;
+  ignored: number;
+  reconciles: number;
+  drift: number;
+  lost: number;
+}
+
+/** What the engine needs. */
+export interface EventEngineOptions {
+  config: WatcherConfig;
+  sink: EventSink;
+  env: EnvSource;
+  source: SocketEventSource;
+  /** Interval of the reconciliation scan, ms (default 30 s). */
+  reconcileMs?: number;
+  /** After a holder exits, when to check which of its sockets are really gone (default 50 ms). */
+  exitCheckMs?: number;
+}
+
+/** Event-driven engine over any SocketEventSource. */
+export class EventEngine {
+  readonly poll: PollingEngine;
+  readonly ledger = new SocketLedger();
+  readonly stats: EventEngineStats = { events: 0, ignored: 0, reconciles: 0, drift: 0, lost: 0 };
+  #own = netnsInode();
+  #chain: Promise<unknown> = Promise.resolve();
+  #timer?: ReturnType<typeof setInterval>;
+  #exitCheck?: ReturnType<typeof setTimeout>;
+  #stopped = false;
+
+  constructor(readonly options: EventEngineOptions) {
+    this.poll = new PollingEngine({
+      config: options.config,
+      sink: options.sink,
+      env: options.env,
+      source: "ebpf",
+      shutdownSource: "shutdown-ebpf",
+    });
+    this.poll.onNamespaceGone = (netns) => this.ledger.dropNamespace(netns);
+  }
+
+  /** Restore the snapshot, seed the ledger from a scan (after the probes are attached), report the diff. */
+  async start(): Promise<void> {
+    await this.poll.start();
+    await this.options.source.ready;
+    await this.#enqueue(async () => {
+      for (const { netns, sockets, owners } of await this.poll.rawScan()) {
+        this.ledger.seed(netns, sockets, (inode) => owners.get(inode) ?? []);
+        await this.#observe(netns);
+      }
+    });
+  }
+
+  /** Serialise work that reports, so events leave in the order they were seen. */
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(fn);
+    this.#chain = next.catch((e) => log.error("engine step failed: {error}", { error: String(e) }));
+    return next;
+  }
+
+  #observe(netns: number): Promise<unknown> {
+    const changes = this.poll.tracker.observe(netns, this.ledger.observations(netns), Date.now());
+    return changes.length ? this.poll.report(changes, netns) : Promise.resolve();
+  }
+
+  #inScope(e: SocketEvent): boolean {
+    if (e.netns === undefined) return true; // close/exit/fork: the ledger knows which sockets they end
+    if (this.options.config.allNetns) return this.poll.watches(e.netns);
+    return e.netns === this.#own;
+  }
+
+  /** Apply one event now (state), report its changes in order (I/O). */
+  #onEvent = (e: SocketEvent): void => {
+    this.stats.events++;
+    const ports = this.options.config.ports;
+    if (!this.#inScope(e) || (e.port !== undefined && ports && !ports.has(e.port) && e.kind !== "unlisten")) {
+      this.stats.ignored++;
+      return;
+    }
+    const touched = this.ledger.apply(e, this.#own);
+    if (e.kind === "exit" && touched.length > 0) this.#scheduleExitCheck();
+    if (touched.length === 0) return;
+    // The tracker is updated synchronously, in event order; only the reporting waits its turn.
+    const now = Date.now();
+    const batches = touched.map((netns) => ({
+      netns,
+      changes: this.poll.tracker.observe(netns, this.ledger.observations(netns), now),
+    }));
+    this.#enqueue(async () => {
+      for (const b of batches) if (b.changes.length) await this.poll.report(b.changes, b.netns);
+    });
+  };
+
+  /** A holder exited: a moment later (its fds are released after the exit tracepoint), check with a scan. */
+  #scheduleExitCheck() {
+    if (this.#exitCheck !== undefined) return;
+    this.#exitCheck = setTimeout(() => {
+      this.#exitCheck = undefined;
+      if (!this.#stopped) this.reconcile(false);
+    }, this.options.exitCheckMs ?? 50);
+  }
+
+  /** Scan and make the ledger agree; returns the drift found (logged when non-zero). */
+  reconcile(countDrift = true): Promise<number> {
+    return this.#enqueue(async () => {
+      let drift = 0;
+      for (const { netns, sockets, owners } of await this.poll.rawScan()) {
+        const before = this.ledger.drift;
+        const d = this.ledger.reconcile(netns, sockets, (inode) => owners.get(inode) ?? []);
+        if (!countDrift) this.ledger.drift = before;
+        else drift += d;
+        if (d > 0) await this.#observe(netns);
+      }
+      this.stats.reconciles++;
+      this.stats.drift += drift;
+      this.stats.lost = this.options.source.lost;
+      if (drift > 0) {
+        log.warn(
+          "reconciliation found {drift} socket(s) the {engine} events missed (total drift {total}); " +
+            "please report this with your kernel version",
+          {
+            drift,
+            engine: this.options.source.name,
+            total: this.stats.drift,
+          },
+        );
+      }
+      return drift;
+    });
+  }
+
+  /** Process events until stop(); reconciles every reconcileMs. Resolves with why the source ended. */
+  async run(): Promise<string> {
+    const every = this.options.reconcileMs ?? 30_000;
+    this.#timer = setInterval(() => this.reconcile(), every);
+    try {
+      return await this.options.source.run(this.#onEvent);
+    } finally {
+      clearInterval(this.#timer);
+    }
+  }
+
+  /** Stop the source; send a close (shutdown-ebpf) for every tracked port. */
+  async shutdown(): Promise<{ closes: number; delivered: boolean }> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    clearTimeout(this.#exitCheck);
+    await this.options.source.stop();
+    await this.#chain;
+    return await this.poll.shutdown();
+  }
+}

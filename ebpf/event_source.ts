@@ -1,0 +1,24 @@
+/** The interface every event-driven engine's source implements (bpftrace, Tracee). */
+import type { SocketEvent } from "./socket_event.ts";
+
+/** A running source of socket events. */
+export interface SocketEventSource {
+  /** "bpftrace" or "tracee", for logs. */
+  readonly name: string;
+  /** Resolves once the probes are attached (events from now on are seen); rejects if the source failed. */
+  readonly ready: Promise<void>;
+  /** Calls `onEvent` for each event, in order, until stopped; resolves with why it ended. */
+  run(onEvent: (e: SocketEvent) => void): Promise<string>;
+  /** Events the kernel or the tool reported lost (a reason to reconcile). */
+  readonly lost: number;
+  /** Stop the source and wait for it. */
+  stop(): Promise<void>;
+}
+
+/** No engine of this kind can run here; `reason` says why (shown to the user at start). */
+export class EngineUnavailableError extends Error {
+  constructor(readonly engine: string, readonly reason: string) {
+    super(`${engine} cannot run: ${reason}`);
+    this.name = "EngineUnavailableError";
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The live sockets an event-driven engine knows of, per network namespace, built from socket events and
+ * corrected by reconciliation scans. It yields the same per-namespace port observations as a polling scan, so
+ * the shared PortTracker does the diff, the grace and the events.
+ * @module
+ */
+import type { PortObservation } from "../watcher/observe.ts";
+import type { ListeningSocket } from "../watcher/socket.ts";
+import type { SocketEvent } from "./socket_event.ts";
+
+/** One live socket: a listening TCP socket or a bound UDP socket. */
+export interface LiveSocket {
+  /** Inode when known, else the kernel socket address, else "pid:fd". */
+  key: string;
+  netns: number;
+  proto: "tcp" | "udp";
+  family: 4 | 6;
+  addr: string;
+  port: number;
+  inode?: number;
+  pids: Set<number>;
+  /** pid:fd pairs known to hold it (Tracee-style engines close by fd). */
+  fds: Set<string>;
+}
+
+/** The socket key an event is about. */
+export function eventKey(e: SocketEvent): string | undefined {
+  if (e.inode !== undefined && e.inode > 0) return `ino:${e.inode}`;
+  if (e.sk) return `sk:${e.sk}`;
+  if (e.fd !== undefined) return `fd:${e.pid}:${e.fd}`;
+  return undefined;
+}
+
+/** Sockets by key, with indexes by pid:fd and by namespace. */
+export class SocketLedger {
+  #sockets = new Map<string, LiveSocket>();
+  #byFd = new Map<string, string>();
+  #bySk = new Map<string, string>();
+  /** Sockets added or removed by reconciliation: drift the events did not explain. */
+  drift = 0;
+
+  /** Live sockets, optionally of one namespace. */
+  sockets(netns?: number): LiveSocket[] {
+    const all = [...this.#sockets.values()];
+    return netns === undefined ? all : all.filter((s) => s.netns === netns);
+  }
+
+  /** Live sockets held by `pid`. */
+  heldBy(pid: number): LiveSocket[] {
+    return [...this.#sockets.values()].filter((s) => s.pids.has(pid));
+  }
+
+  /**
+   * Apply one event; returns the namespaces whose open ports may have changed (empty when nothing did).
+   * `bind` opens UDP ports, `listen` opens TCP ports; `unlisten`, `close` and `exit` remove what they end.
+   */
+  apply(e: SocketEvent, defaultNetns: number): number[] {
+    if (e.failed) return [];
+    switch (e.kind) {
+      case "bind":
+        if (e.proto !== "udp") return [];
+        return this.#open(e, defaultNetns);
+      case "listen":
+        if (e.proto !== undefined && e.proto !== "tcp") return [];
+        return this.#open({ ...e, proto: "tcp" }, defaultNetns);
+      case "unlisten": {
+        const key = e.sk ? this.#bySk.get(e.sk) : eventKey(e);
+        return key ? this.#remove(key) : [];
+      }
+      case "close": {
+        const byFd = this.#byFd.get(`${e.pid}:${e.fd}`);
+        const key = e.inode !== undefined || e.sk ? (e.sk && this.#bySk.get(e.sk)) || eventKey(e) : byFd;
+        if (!key) return [];
+        const s = this.#sockets.get(key);
+        if (!s) return [];
+        // An engine that knows the last reference went (inode/sk given) closes the socket; one that only
+        // knows an fd closed drops that holder, and the socket when it was the last known one.
+        if (e.inode !== undefined || e.sk) return this.#remove(key);
+        s.fds.delete(`${e.pid}:${e.fd}`);
+        this.#byFd.delete(`${e.pid}:${e.fd}`);
+        if (![...s.fds].some((f) => f.startsWith(`${e.pid}:`))) s.pids.delete(e.pid);
+        return s.fds.size === 0 ? this.#remove(key) : [];
+      }
+      case "fork": {
+        if (e.childPid === undefined) return [];
+        for (const s of this.heldBy(e.pid)) {
+          s.pids.add(e.childPid);
+          for (const f of [...s.fds]) {
+            if (!f.startsWith(`${e.pid}:`)) continue;
+            const childFd = `${e.childPid}:${f.slice(f.indexOf(":") + 1)}`;
+            s.fds.add(childFd);
+            this.#byFd.set(childFd, s.key);
+          }
+        }
+        return [];
+      }
+      case "exit": {
+        // The exiting process lets go of its fds; sockets it alone held (as far as we know) close.
+        const touched = new Set<number>();
+        for (const s of this.heldBy(e.pid)) {
+          s.pids.delete(e.pid);
+          for (const f of [...s.fds]) {
+            if (f.startsWith(`${e.pid}:`)) {
+              s.fds.delete(f);
+              this.#byFd.delete(f);
+            }
+          }
+          if (s.pids.size === 0) { for (const n of this.#remove(s.key)) touched.add(n); }
+        }
+        return [...touched];
+      }
+      default:
+        return [];
+    }
+  }
+
+  #open(e: SocketEvent, defaultNetns: number): number[] {
+    if (e.port === undefined || e.port <= 0 || e.addr === undefined || e.proto === undefined) return [];
+    const key = eventKey(e);
+    if (!key) return [];
+    const netns = e.netns ?? defaultNetns;
+    const known = this.#sockets.get(key);
+    if (known) {
+      known.pids.add(e.pid);
+      if (e.fd !== undefined) this.#addFd(known, e.pid, e.fd);
+      return [];
+    }
+    const s: LiveSocket = {
+      key,
+      netns,
+      proto: e.proto,
+      family: e.family ?? (e.addr.includes(":") ? 6 : 4),
+      addr: e.addr,
+      port: e.port,
+      inode: e.inode,
+      pids: new Set([e.pid]),
+      fds: new Set(),
+    };
+    this.#sockets.set(key, s);
+    if (e.sk) this.#bySk.set(e.sk, key);
+    if (e.fd !== undefined) this.#addFd(s, e.pid, e.fd);
+    return [netns];
+  }
+
+  #addFd(s: LiveSocket, pid: number, fd: number) {
+    s.fds.add(`${pid}:${fd}`);
+    this.#byFd.set(`${pid}:${fd}`, s.key);
+  }
+
+  #remove(key: string): number[] {
+    const s = this.#sockets.get(key);
+    if (!s) return [];
+    this.#sockets.delete(key);
+    for (const f of s.fds) if (this.#byFd.get(f) === key) this.#byFd.delete(f);
+    for (const [sk, k] of this.#bySk) if (k === key) this.#bySk.delete(sk);
+    return [s.netns];
+  }
+
+  /**
+   * Make namespace `netns` agree with a scan of it (sockets and their holders). Returns how many sockets the
+   * events had not accounted for (added or removed here): 0 when the events told the whole story.
+   */
+  reconcile(
+    netns: number,
+    scanned: readonly ListeningSocket[],
+    pidsOf: (inode: number) => readonly number[],
+  ): number {
+    const seen = new Set<string>();
+    let drift = 0;
+    for (const sock of scanned) {
+      const key = `ino:${sock.inode}`;
+      seen.add(key);
+      const known = this.#sockets.get(key);
+      const pids = pidsOf(sock.inode);
+      if (known) {
+        if (pids.length > 0) known.pids = new Set(pids);
+        continue;
+      }
+      // A socket known under another key (Tracee: pid:fd) that matches proto/port/addr is the same one.
+      const alias = [...this.#sockets.values()].find((s) =>
+        s.netns === netns && s.inode === undefined && s.proto === sock.proto && s.port === sock.port &&
+        s.addr === sock.addr
+      );
+      if (alias) {
+        this.#sockets.delete(alias.key);
+        alias.key = key;
+        alias.inode = sock.inode;
+        this.#sockets.set(key, alias);
+        for (const f of alias.fds) this.#byFd.set(f, key);
+        seen.add(key);
+        continue;
+      }
+      this.#sockets.set(key, {
+        key,
+        netns,
+        proto: sock.proto,
+        family: sock.family,
+        addr: sock.addr,
+        port: sock.port,
+        inode: sock.inode,
+        pids: new Set(pids),
+        fds: new Set(),
+      });
+      drift++;
+    }
+    for (const s of this.sockets(netns)) {
+      if (!seen.has(s.key)) {
+        this.#remove(s.key);
+        drift++;
+      }
+    }
+    this.drift += drift;
+    return drift;
+  }
+
+  /** Seed namespace `netns` from a scan at start (not counted as drift). */
+  seed(
+    netns: number,
+    scanned: readonly ListeningSocket[],
+    pidsOf: (inode: number) => readonly number[],
+  ): void {
+    const before = this.drift;
+    this.reconcile(netns, scanned, pidsOf);
+    this.drift = before;
+  }
+
+  /** Forget a namespace that is gone. */
+  dropNamespace(netns: number): void {
+    for (const s of this.sockets(netns)) this.#remove(s.key);
+  }
+
+  /** The ports open in `netns`, as a polling scan would observe them. */
+  observations(netns: number): PortObservation[] {
+    const byPort = new Map<string, { obs: PortObservation; addrs: Set<string>; pids: Set<number> }>();
+    for (const s of this.sockets(netns)) {
+      const k = `${s.proto}/${s.port}`;
+      let g = byPort.get(k);
+      if (!g) {
+        g = {
+          obs: { proto: s.proto, port: s.port, family: s.family, addrs: [], inodes: [], pids: [] },
+          addrs: new Set(),
+          pids: new Set(),
+        };
+        byPort.set(k, g);
+      }
+      if (s.family === 4) g.obs.family = 4;
+      g.addrs.add(s.addr);
+      if (s.inode !== undefined) g.obs.inodes.push(s.inode);
+      for (const p of s.pids) g.pids.add(p);
+    }
+    return [...byPort.values()].map(({ obs, addrs, pids }) => ({
+      ...obs,
+      addrs: [...addrs].sort(),
+      pids: [...pids].sort((a, b) => a - b),
+      inodes: obs.inodes.sort((a, b) => a - b),
+    })).sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port);
+  }
+}

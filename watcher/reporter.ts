@@ -1,0 +1,111 @@
+/**
+ * Reporting, written once for every engine: tracked changes become wire events (identity, id, process), the
+ * seed's human lines are logged, the snapshot is saved, and the events go to the sink.
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { EventSink } from "../events/sink.ts";
+import type { PortEvent, Source } from "../events/schema.ts";
+import type { Identity } from "./identity.ts";
+import type { PidResolver } from "./pid_resolver.ts";
+import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import type { PortChange, PortTracker } from "./tracker.ts";
+import { humanLine, toPortEvent } from "./event_build.ts";
+
+const log = getLogger(["portwatch", "watcher"]);
+const human = getLogger(["portwatch", "ports"]);
+
+/** What a reporter needs. */
+export interface ReporterOptions {
+  sink: EventSink;
+  tracker: PortTracker;
+  resolver: PidResolver;
+  snapshotPath: string;
+  /** Whose snapshot it is: host/container/scope. */
+  owner: string;
+  /** Print the owning processes of each new port (VERBOSE_LSOF). */
+  verbose: boolean;
+  /** Add the container to the human lines (host-wide mode). */
+  withWhere: boolean;
+  /** The identity of a namespace, when the engine knows it. */
+  identityOf: (netns: number) => Identity | undefined;
+}
+
+/** Turns changes into delivered events. */
+export class Reporter {
+  events = 0;
+  constructor(readonly options: ReporterOptions) {}
+
+  /** Restore the tracker from the snapshot, logging what was found. */
+  async restore(): Promise<void> {
+    const { snapshotPath, owner, tracker } = this.options;
+    const loaded = await loadSnapshot(snapshotPath, owner);
+    if (loaded.problem) log.warn("snapshot: {problem}", { problem: loaded.problem });
+    if (loaded.snapshot) {
+      tracker.restore(loaded.snapshot.state);
+      log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
+        n: loaded.snapshot.state.ports.length,
+        at: loaded.snapshot.savedAt,
+      });
+    }
+  }
+
+  /** Report `changes` (identity from the namespace, else `fallback`), as seen by engine `source`. */
+  async report(changes: PortChange[], fallback: Identity, source: Source): Promise<PortEvent[]> {
+    if (changes.length === 0) return [];
+    const { resolver, verbose, withWhere, identityOf, sink } = this.options;
+    const now = new Date();
+    const events = changes.map((c) => {
+      const proc = c.kind === "open" && c.port.pids.length > 0
+        ? resolver.processInfo(c.port.pids[0])
+        : undefined;
+      return toPortEvent(
+        c,
+        identityOf(c.port.netns) ?? fallback,
+        source,
+        now,
+        proc ? { ...proc } : undefined,
+      );
+    });
+    for (const e of events) {
+      human.info("{line}", { line: humanLine(e, withWhere) });
+      if (verbose && e.event === "open") {
+        for (const pid of e.pids) {
+          const p = resolver.processInfo(pid);
+          if (!p) continue;
+          const line =
+            `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${e.addrs.join(",")}:${e.port} ` +
+            p.cmdline;
+          human.info("{line}", { line });
+        }
+      }
+    }
+    this.events += events.length;
+    await this.save();
+    try {
+      await sink.send(events);
+    } catch (e) {
+      log.error("could not hand {n} events to delivery: {error}", {
+        n: events.length,
+        error: (e as Error).message,
+      });
+    }
+    return events;
+  }
+
+  /** Write the snapshot now. */
+  async save(): Promise<void> {
+    try {
+      await saveSnapshot(this.options.snapshotPath, {
+        owner: this.options.owner,
+        savedAt: new Date().toISOString(),
+        state: this.options.tracker.state(),
+      });
+    } catch (e) {
+      log.warn("could not write the snapshot {path}: {error}", {
+        path: this.options.snapshotPath,
+        error: (e as Error).message,
+      });
+    }
+  }
+}
