@@ -44,7 +44,6 @@ async function startSource(cfg: EbpfConfig, env: Deno.Env): Promise<SocketEventS
 export async function runEbpf(args: string[], env = Deno.env): Promise<number> {
   let config: WatcherConfig;
   let ebpf: EbpfConfig;
-  let sink: EventSink;
   try {
     const c = loadWatcherConfig(args, env);
     if (c === "help") {
@@ -72,7 +71,7 @@ export async function runEbpf(args: string[], env = Deno.env): Promise<number> {
       reasons: source.join("; "),
     });
   }
-  sink = await sinkFromEnv(env);
+  const sink: EventSink = await sinkFromEnv(env);
   let shutdown: () => Promise<{ closes: number; delivered: boolean }>;
   let run: () => Promise<unknown>;
   let describe: string;
