@@ -1,26 +1,50 @@
 /**
- * `deno task start`: the main job. Today it runs the listener (the watcher engines join it as they land):
- * events POSTed to http://127.0.0.1:8080/ingest are stored in ./logs/portwatcher.log and served back.
+ * `deno task start`: the main job, one command on a fresh machine, no Docker. The listener (127.0.0.1:8080,
+ * log ./logs/portwatcher.log) and a watcher of this host: the eBPF engine where it can run (root, bpftrace),
+ * else polling, saying which. Events go from the engine into the listener's store in-process. Ctrl-C shuts down
+ * gracefully: the shutdown closes are stored before exit.
+ *
+ * Flags are the listener's (--port, --host, --log-path, ...); watcher settings are the environment variables
+ * of `deno task watch` / `deno task ebpf`.
+ * @module
  */
+import { getLogger } from "@logtape/logtape";
 import { ConfigError } from "./events/env.ts";
 import { startListener } from "./listener/main.ts";
+import { StoreSink } from "./listener/store_sink.ts";
+import { loadWatcherConfig } from "./watcher/config.ts";
+import { runUntilSignal } from "./watcher/run_until_signal.ts";
+import { loadEbpfConfig } from "./ebpf/config.ts";
+import { NoEngineError, startEngine } from "./ebpf/start_engine.ts";
 
-if (import.meta.main) {
+/** Run the embedded stack until a signal; resolves with the exit code. */
+export async function runStart(args: string[], env = Deno.env): Promise<number> {
+  const allNetns = args.includes("--all-netns");
+  const listenerArgs = args.filter((a) => a !== "--all-netns");
   try {
-    const running = await startListener(Deno.args);
-    if (running) {
-      const stop = async () => {
-        await running.shutdown();
-        Deno.exit(0);
-      };
-      Deno.addSignalListener("SIGINT", stop);
-      Deno.addSignalListener("SIGTERM", stop);
-    }
+    const config = loadWatcherConfig(allNetns ? ["--all-netns"] : [], env);
+    if (config === "help") return 0;
+    const ebpf = loadEbpfConfig(env);
+    const listener = await startListener(listenerArgs, env);
+    if (!listener) return 0; // --help
+    const engine = await startEngine(config, ebpf, new StoreSink(listener.store), env);
+    getLogger(["portwatch", "start"]).info(
+      "portwatch is running: listener {url}, log {log}; watching {scope} with {describe}. Ctrl-C stops it.",
+      {
+        url: listener.url,
+        log: listener.store.options.path,
+        scope: config.allNetns ? "every network namespace on this host" : "this host's network namespace",
+        describe: engine.describe,
+      },
+    );
+    return await runUntilSignal(engine, () => listener.shutdown());
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof NoEngineError) {
       console.error(`portwatch: ${e.message}`);
-      Deno.exit(2);
+      return e instanceof ConfigError ? 2 : 1;
     }
     throw e;
   }
 }
+
+if (import.meta.main) Deno.exit(await runStart(Deno.args));

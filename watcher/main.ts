@@ -6,6 +6,7 @@ import { sinkFromEnv } from "../events/delivery_config.ts";
 import type { EventSink } from "../events/sink.ts";
 import { loadWatcherConfig, WATCHER_USAGE } from "./config.ts";
 import { PollingEngine } from "./engine.ts";
+import { runUntilSignal } from "./run_until_signal.ts";
 
 /** Run the watcher until a signal; resolves with the exit code. */
 export async function runWatcher(args: string[], env = Deno.env): Promise<number> {
@@ -45,26 +46,7 @@ export async function runWatcher(args: string[], env = Deno.env): Promise<number
       to: env.get("LISTENER_URL") || "stdout",
     },
   );
-  let stopping: Promise<number> | undefined;
-  const stop = (signal: string) => {
-    stopping ??= (async () => {
-      log.info("{signal}: sending a close for each tracked port, then exiting", { signal });
-      const { closes, delivered } = await engine.shutdown();
-      await sink.close();
-      log.info("{closes} shutdown close(s) {state}", {
-        closes,
-        state: delivered ? "delivered" : "left in the spool for the next start",
-      });
-      return 0;
-    })();
-    return stopping;
-  };
-  const signals = ["SIGTERM", "SIGINT", "SIGQUIT"] as const;
-  const done = new Promise<number>((resolve) => {
-    for (const s of signals) Deno.addSignalListener(s, () => stop(s).then(resolve));
-  });
-  await engine.run();
-  return await done;
+  return await runUntilSignal(engine, () => sink.close());
 }
 
 if (import.meta.main) Deno.exit(await runWatcher(Deno.args));

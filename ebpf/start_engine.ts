@@ -1,0 +1,92 @@
+/**
+ * Engine choice, as the seed promised: Tracee, then bpftrace; with EBPF_FALLBACK=1 (default) the polling engine
+ * (source "fallback") when neither can run, saying why; with EBPF_ONLY=1 a clear error instead. Used by
+ * `deno task ebpf` and `deno task start`.
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { EnvSource } from "../events/env.ts";
+import type { EventSink } from "../events/sink.ts";
+import type { WatcherConfig } from "../watcher/config.ts";
+import { PollingEngine } from "../watcher/engine.ts";
+import type { EbpfConfig } from "./config.ts";
+import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
+import { startBpftrace } from "./bpftrace_source.ts";
+import { startTraceeSource } from "./tracee_source.ts";
+import { EventEngine } from "./event_engine.ts";
+
+/** A started engine. */
+export interface RunningEngine {
+  /** What runs, for the start-up line: "bpftrace events ..." or "polling fallback with netlink". */
+  describe: string;
+  /** Process events (or scan) until shutdown; resolves when the engine stops. */
+  run(): Promise<void>;
+  /** Close every tracked port (shutdown source) and stop. */
+  shutdown(): Promise<{ closes: number; delivered: boolean }>;
+}
+
+/** No engine may run: EBPF_ONLY=1 and every eBPF engine failed, for these reasons. */
+export class NoEngineError extends Error {
+  constructor(readonly reasons: string[]) {
+    super(`no eBPF engine can run (EBPF_ONLY=1):\n  - ${reasons.join("\n  - ")}`);
+    this.name = "NoEngineError";
+  }
+}
+
+async function startSource(cfg: EbpfConfig, env: EnvSource): Promise<SocketEventSource | string[]> {
+  const reasons: string[] = [];
+  const order = cfg.engine === "auto" ? ["tracee", "bpftrace"] : [cfg.engine];
+  for (const name of order) {
+    try {
+      return name === "tracee" ? await startTraceeSource(env) : await startBpftrace();
+    } catch (e) {
+      if (!(e instanceof EngineUnavailableError)) throw e;
+      reasons.push(e.message);
+    }
+  }
+  return reasons;
+}
+
+/** Start the best engine that can run here. Throws NoEngineError when none may. */
+export async function startEngine(
+  config: WatcherConfig,
+  ebpf: EbpfConfig,
+  sink: EventSink,
+  env: EnvSource,
+): Promise<RunningEngine> {
+  const log = getLogger(["portwatch", "ebpf"]);
+  const source = await startSource(ebpf, env);
+  if (Array.isArray(source)) {
+    if (ebpf.only || !ebpf.fallback) throw new NoEngineError(source);
+    log.warn('no eBPF engine can run, falling back to polling (source "fallback"): {reasons}', {
+      reasons: source.join("; "),
+    });
+    const engine = new PollingEngine({
+      config,
+      sink,
+      env,
+      source: "fallback",
+      shutdownSource: "shutdown-fallback",
+    });
+    await engine.start();
+    return {
+      describe: `polling fallback with ${engine.backend}`,
+      run: () => engine.run(),
+      shutdown: () => engine.shutdown(),
+    };
+  }
+  const engine = new EventEngine({ config, sink, env, source, reconcileMs: ebpf.reconcileMs });
+  await engine.start();
+  let stopping = false;
+  return {
+    describe: `${source.name} events (reconciling every ${ebpf.reconcileMs / 1000} s)`,
+    async run() {
+      const why = await engine.run();
+      if (!stopping) log.error("{why}; the eBPF engine stopped", { why });
+    },
+    shutdown() {
+      stopping = true;
+      return engine.shutdown();
+    },
+  };
+}

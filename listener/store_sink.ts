@@ -1,0 +1,28 @@
+/** An EventSink that stores straight into a listener's store: the embedded stack (`deno task start`). */
+import type { EventSink } from "../events/sink.ts";
+import type { PortEvent } from "../events/schema.ts";
+import type { EventStore } from "./store.ts";
+import { toRecords } from "./validate.ts";
+
+/** Events go into `store` in-process: no HTTP, same validation, ids and durability as POST /ingest. */
+export class StoreSink implements EventSink {
+  constructor(readonly store: EventStore) {}
+
+  /** Validate and store; resolves once durable. */
+  async send(events: PortEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.store.ingest(
+      toRecords(events as unknown as Record<string, unknown>[], new Date().toISOString()),
+    );
+  }
+
+  /** Nothing is ever pending. */
+  flush(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** Nothing to stop. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
