@@ -21,6 +21,8 @@ export interface LiveSocket {
   pids: Set<number>;
   /** pid:fd pairs known to hold it (Tracee-style engines close by fd). */
   fds: Set<string>;
+  /** The container, when the engine's events name it (Tracee). */
+  container?: { id: string | null; name: string | null };
 }
 
 /** The socket key an event is about. */
@@ -55,7 +57,8 @@ export class SocketLedger {
    * `bind` opens UDP ports, `listen` opens TCP ports; `unlisten`, `close` and `exit` remove what they end.
    */
   apply(e: SocketEvent, defaultNetns: number): number[] {
-    if (e.failed) return [];
+    // A failed bind or listen opens nothing; a failed close still frees the fd (Linux frees it even on EINTR).
+    if (e.failed && e.kind !== "close") return [];
     switch (e.kind) {
       case "bind":
         if (e.proto !== "udp") return [];
@@ -136,6 +139,9 @@ export class SocketLedger {
       pids: new Set([e.pid]),
       fds: new Set(),
     };
+    if (e.containerId !== undefined || e.containerName !== undefined) {
+      s.container = { id: e.containerId ?? null, name: e.containerName ?? null };
+    }
     this.#sockets.set(key, s);
     if (e.sk) this.#bySk.set(e.sk, key);
     if (e.fd !== undefined) this.#addFd(s, e.pid, e.fd);
@@ -233,7 +239,7 @@ export class SocketLedger {
   observations(netns: number): PortObservation[] {
     const byPort = new Map<string, { obs: PortObservation; addrs: Set<string>; pids: Set<number> }>();
     for (const s of this.sockets(netns)) {
-      const k = `${s.proto}/${s.port}`;
+      const k = `${s.proto}/${s.port}/${s.container?.id ?? ""}`;
       let g = byPort.get(k);
       if (!g) {
         g = {
@@ -241,6 +247,7 @@ export class SocketLedger {
           addrs: new Set(),
           pids: new Set(),
         };
+        if (s.container) g.obs.container = s.container;
         byPort.set(k, g);
       }
       if (s.family === 4) g.obs.family = 4;

@@ -17,6 +17,11 @@ export interface PortObservation {
   inodes: number[];
   /** Pids holding any of those sockets, sorted. */
   pids: number[];
+  /**
+   * The container, when the engine knows it per socket (Tracee enriches its events); otherwise the identity
+   * of the namespace applies.
+   */
+  container?: { id: string | null; name: string | null };
 }
 
 /** Group sockets by (proto, port); `pidsOf` maps an inode to the pids holding it. */

@@ -26,9 +26,9 @@ export interface PortChange {
   port: TrackedPort;
 }
 
-/** Key of a port within the tracker. */
-export function trackKey(netns: number, proto: string, port: number): string {
-  return `${netns}/${proto}/${port}`;
+/** Key of a port within the tracker (per container too, when the engine knows containers per socket). */
+export function trackKey(netns: number, proto: string, port: number, containerId?: string | null): string {
+  return `${netns}/${containerId ?? ""}/${proto}/${port}`;
 }
 
 /** Snapshot form: what was open, to diff against after a restart. */
@@ -51,7 +51,7 @@ export class PortTracker {
     const changes: PortChange[] = [];
     const present = new Set<string>();
     for (const o of observations) {
-      const key = trackKey(netns, o.proto, o.port);
+      const key = trackKey(netns, o.proto, o.port, o.container?.id);
       present.add(key);
       const prev = this.#ports.get(key);
       if (prev) {
