@@ -27,7 +27,7 @@ function skipReason(supervised = false): string | undefined {
       : undefined);
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -40,7 +40,7 @@ async function withStack(supervise: boolean, fn: (o: UpOptions) => Promise<void>
   const o: UpOptions = {
     dir,
     prefix: `pt${crypto.randomUUID().slice(0, 4)}`,
-    port: await freePort(),
+    port: freePort(),
     mode: "hf",
     supervise,
     watcherEnv: { SCAN_INTERVAL: "0.2", BURST_SCANS: "1" },
