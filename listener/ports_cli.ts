@@ -1,0 +1,169 @@
+/**
+ * `deno task ports`: the open ports across the fleet, as `ss -ltnup` shows them for one host, from a listener
+ * (LISTENER_URL). `--json` for machines, filters like the API's, `--watch` to follow the live stream.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { OpenPort } from "./ports_state.ts";
+
+const USAGE =
+  `usage: deno task ports [--json] [--watch] [--port P] [--proto tcp|udp] [--container C] [--host H]
+  Asks the listener at LISTENER_URL (default http://127.0.0.1:8080; LISTENER_TOKEN if it needs one).`;
+
+/** A clear failure for the user (exit 1). */
+export class PortsError extends Error {}
+
+/** The base URL of the listener from LISTENER_URL (an ingest URL is accepted too). */
+export function baseUrl(value: string | undefined): string {
+  const raw = value?.trim() || "http://127.0.0.1:8080";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new PortsError(
+      `LISTENER_URL=${JSON.stringify(raw)} is not a URL: expected e.g. http://127.0.0.1:8080`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new PortsError(`LISTENER_URL=${JSON.stringify(raw)}: expected an http:// or https:// URL`);
+  }
+  return url.origin + url.pathname.replace(/\/ingest\/?$/, "").replace(/\/$/, "");
+}
+
+/** GET `path` from the listener, turning network and auth failures into clear errors. */
+export async function get(base: string, path: string, token?: string): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  } catch (e) {
+    throw new PortsError(
+      `cannot reach the listener at ${base} (${(e as Error).message.replace(/^.*?: /, "")}): start it with ` +
+        "`deno task start` (or `deno task listen`), or set LISTENER_URL",
+    );
+  }
+  if (res.status === 401) {
+    await res.body?.cancel();
+    throw new PortsError(
+      token
+        ? `the listener at ${base} refused LISTENER_TOKEN (wrong token)`
+        : `the listener at ${base} needs a token: set LISTENER_TOKEN`,
+    );
+  }
+  if (!res.ok) {
+    const body = await res.text();
+    let message = body;
+    try {
+      message = JSON.parse(body).error ?? body;
+    } catch { /* text */ }
+    throw new PortsError(`the listener answered ${res.status}: ${message}`);
+  }
+  return res;
+}
+
+function endpoint(p: OpenPort): string {
+  const addrs = p.addrs.length ? p.addrs : ["*"];
+  return addrs.map((a) => `${a.includes(":") ? `[${a}]` : a}:${p.port}`).join(",");
+}
+
+function processOf(p: OpenPort): string {
+  const proc = p.process as { comm?: string } | null;
+  if (p.pids.length === 0) return "";
+  return `users:(${p.pids.map((pid) => `("${proc?.comm ?? "?"}",pid=${pid})`).join(",")})`;
+}
+
+/** The table, ss-style: Netid State Local Address:Port Host Container Process. */
+export function formatTable(ports: OpenPort[]): string {
+  const rows = ports.map((p) => [
+    p.proto ?? "?",
+    p.proto === "udp" ? "UNCONN" : "LISTEN",
+    endpoint(p),
+    p.host ?? "-",
+    p.container_name ?? p.container_id?.slice(0, 12) ?? "-",
+    processOf(p),
+  ]);
+  const head = ["Netid", "State", "Local Address:Port", "Host", "Container", "Process"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** Run the command; resolves with the exit code. */
+export async function runPorts(args: string[], env = Deno.env): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        json: { type: "boolean" },
+        watch: { type: "boolean" },
+        port: { type: "string" },
+        proto: { type: "string" },
+        container: { type: "string" },
+        host: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`ports: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    const base = baseUrl(env.get("LISTENER_URL"));
+    const token = env.get("LISTENER_TOKEN") || undefined;
+    const q = new URLSearchParams();
+    for (const k of ["port", "proto", "container", "host"] as const) {
+      if (values[k]) q.set(k, values[k] as string);
+    }
+    // With --watch, the newest event id first: the stream resumes from it, so no change made between reading
+    // the table and opening the stream is missed.
+    const newest = values.watch
+      ? ((await (await get(base, "/events?limit=1", token)).json()) as { events: { id: string }[] }).events[0]
+        ?.id
+      : undefined;
+    const { ports } = await (await get(base, `/ports?${q}`, token)).json() as { ports: OpenPort[] };
+    console.log(values.json ? JSON.stringify(ports) : formatTable(ports));
+    if (!values.watch) return 0;
+    if (newest) q.set("last_event_id", newest);
+    const res = await get(base, `/events/stream?${q}`, token);
+    let buf = "";
+    for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let sep: number;
+      while ((sep = buf.indexOf("\n\n")) !== -1) {
+        const data = buf.slice(0, sep).split("\n").filter((l) => l.startsWith("data:")).map((l) =>
+          l.slice(5).trim()
+        )
+          .join("");
+        buf = buf.slice(sep + 2);
+        if (!data) continue;
+        const e = JSON.parse(data);
+        if (e.event !== "open" && e.event !== "close") continue;
+        if (values.json) console.log(data);
+        else {
+          const where = e.container_name ?? e.container_id?.slice(0, 12) ?? e.host ?? "-";
+          const who = (e.event === "open" ? e.pids : e.last_pids ?? []).join(",");
+          console.log(
+            `${e.event === "open" ? "+" : "-"} ${e.proto ?? "?"} ${
+              (e.addrs ?? ["*"]).join(",")
+            }:${e.port} ${where} ${who ? `pids ${who}` : ""}`.trimEnd(),
+          );
+        }
+      }
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof PortsError) {
+      console.error(`ports: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await runPorts(Deno.args));
