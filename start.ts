@@ -16,18 +16,25 @@ import { loadWatcherConfig } from "./watcher/config.ts";
 import { runUntilSignal } from "./watcher/run_until_signal.ts";
 import { loadEbpfConfig } from "./ebpf/config.ts";
 import { NoEngineError, startEngine } from "./ebpf/start_engine.ts";
+import { startMetricsServer, WatcherMetrics } from "./watcher/metrics.ts";
+import type { MetricsServer } from "./events/metrics.ts";
 
 /** Run the embedded stack until a signal; resolves with the exit code. */
 export async function runStart(args: string[], env = Deno.env): Promise<number> {
   const allNetns = args.includes("--all-netns");
   const listenerArgs = args.filter((a) => a !== "--all-netns");
+  // The listener serves its own metrics at /metrics; the watcher's are on METRICS_PORT when it is set.
+  const metrics = new WatcherMetrics();
+  let metricsServer: MetricsServer | undefined;
   try {
     const config = loadWatcherConfig(allNetns ? ["--all-netns"] : [], env);
     if (config === "help") return 0;
     const ebpf = loadEbpfConfig(env);
     const listener = await startListener(listenerArgs, env);
     if (!listener) return 0; // --help
-    const engine = await startEngine(config, ebpf, new StoreSink(listener.store), env);
+    metricsServer = startMetricsServer(config, metrics);
+    const engine = await startEngine(config, ebpf, metrics.countSink(new StoreSink(listener.store)), env);
+    metrics.watchStarted(engine);
     getLogger(["portwatch", "start"]).info(
       "portwatch is running: listener {url}, log {log}; watching {scope} with {describe}. Ctrl-C stops it.",
       {
@@ -37,8 +44,12 @@ export async function runStart(args: string[], env = Deno.env): Promise<number> 
         describe: engine.describe,
       },
     );
-    return await runUntilSignal(engine, () => listener.shutdown());
+    return await runUntilSignal(engine, async () => {
+      await listener.shutdown();
+      await metricsServer?.shutdown();
+    });
   } catch (e) {
+    await metricsServer?.shutdown();
     if (e instanceof ConfigError || e instanceof NoEngineError) {
       console.error(`portwatch: ${e.message}`);
       return e instanceof ConfigError ? 2 : 1;

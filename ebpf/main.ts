@@ -11,6 +11,8 @@ import { loadWatcherConfig, WATCHER_USAGE } from "../watcher/config.ts";
 import { loadEbpfConfig } from "./config.ts";
 import { NoEngineError, startEngine } from "./start_engine.ts";
 import { runUntilSignal } from "../watcher/run_until_signal.ts";
+import { startMetricsServer, WatcherMetrics } from "../watcher/metrics.ts";
+import type { MetricsServer } from "../events/metrics.ts";
 
 /** `--help` text. */
 export const EBPF_USAGE = WATCHER_USAGE.replace("portwatch watcher", "portwatch ebpf watcher") + `
@@ -24,6 +26,8 @@ eBPF settings:
 
 /** Run until a signal; resolves with the exit code. */
 export async function runEbpf(args: string[], env: EnvSource = Deno.env): Promise<number> {
+  const metrics = new WatcherMetrics();
+  let metricsServer: MetricsServer | undefined;
   try {
     const config = loadWatcherConfig(args, env);
     if (config === "help") {
@@ -32,15 +36,21 @@ export async function runEbpf(args: string[], env: EnvSource = Deno.env): Promis
     }
     const ebpf = loadEbpfConfig(env);
     await setupLogging(config.logLevel);
-    const sink = await sinkFromEnv(env);
+    metricsServer = startMetricsServer(config, metrics);
+    const sink = metrics.countSink(await sinkFromEnv(env));
     const engine = await startEngine(config, ebpf, sink, env);
+    metrics.watchStarted(engine);
     getLogger(["portwatch", "ebpf"]).info("watching {scope} with {describe}; events to {to}", {
       scope: config.allNetns ? "every network namespace on this host" : "this network namespace",
       describe: engine.describe,
       to: env.get("LISTENER_URL") || "stdout",
     });
-    return await runUntilSignal(engine, () => sink.close());
+    return await runUntilSignal(engine, async () => {
+      await sink.close();
+      await metricsServer?.shutdown();
+    });
   } catch (e) {
+    await metricsServer?.shutdown();
     if (e instanceof ConfigError || e instanceof NoEngineError) {
       console.error(`portwatch ebpf: ${e.message}`);
       return e instanceof ConfigError ? 2 : 1;

@@ -23,6 +23,10 @@ export interface RunningEngine {
   run(): Promise<void>;
   /** Close every tracked port (shutdown source) and stop. */
   shutdown(): Promise<{ closes: number; delivered: boolean }>;
+  /** The polling engine that scans: the whole fallback, or an eBPF engine's seed and reconciliation (metrics). */
+  poll: PollingEngine;
+  /** The eBPF engine (its drift and lost counters), absent for the polling fallback. */
+  ebpf?: EventEngine;
 }
 
 /** No engine may run: EBPF_ONLY=1 and every eBPF engine failed, for these reasons. */
@@ -73,6 +77,7 @@ export async function startEngine(
       describe: `polling fallback with ${engine.backend}`,
       run: () => engine.run(),
       shutdown: () => engine.shutdown(),
+      poll: engine,
     };
   }
   const engine = new EventEngine({ config, sink, env, source, reconcileMs: ebpf.reconcileMs });
@@ -88,5 +93,7 @@ export async function startEngine(
       stopping = true;
       return engine.shutdown();
     },
+    poll: engine.poll,
+    ebpf: engine,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The listener's HTTP API (Hono): POST /ingest, GET /events, GET /ports, GET /events/stream (SSE), GET /schema,
- * GET /healthz. Handlers only translate HTTP to store calls; tests drive them with `app.request()`.
+ * GET /healthz, GET /metrics (Prometheus; see metrics.ts). Handlers only translate HTTP to store calls; tests
+ * drive them with `app.request()`.
  * @module
  */
 import { type Context, Hono } from "hono";
@@ -15,6 +16,7 @@ import type { EventStore } from "./store.ts";
 import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
 import { eventJsonSchema, ingestJsonSchema } from "../events/json_schema.ts";
+import { createListenerMetrics, type ListenerMetrics } from "./metrics.ts";
 
 /** What the app needs besides the store. */
 export interface AppOptions {
@@ -26,6 +28,10 @@ export interface AppOptions {
   heartbeatMs?: number;
   /** Aborted when the listener shuts down: open streams end so the server can drain. */
   shutdown?: AbortSignal;
+  /** The metrics served at /metrics; default: a new set over the store. */
+  metrics?: ListenerMetrics;
+  /** Serve /metrics without the token even when one is set (METRICS_PUBLIC=1). */
+  metricsPublic?: boolean;
 }
 
 const log = getLogger(["portwatch", "listener"]);
@@ -45,8 +51,11 @@ function queryHook(result: { success: boolean; error?: { issues: readonly z.core
 /** Build the Hono app over `store`. */
 export function createApp(store: EventStore, options: AppOptions): Hono {
   const app = new Hono();
+  const metrics = options.metrics ?? createListenerMetrics(store);
+  app.use("*", metrics.middleware);
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  if (options.metricsPublic) app.get("/metrics", metrics.handler);
   app.get("/schema", (c) => c.json(eventJsonSchema()));
   app.get("/schema/ingest", (c) => c.json(ingestJsonSchema()));
 
@@ -67,6 +76,8 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
       }),
     );
   }
+
+  if (!options.metricsPublic) app.get("/metrics", metrics.handler); // behind the token, when there is one
 
   const tooLarge = (c: Context) =>
     c.json({
@@ -134,7 +145,7 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
     c.json({
       ok: false,
       error: `no route ${c.req.method} ${c.req.path}; routes: POST /ingest, GET /events, GET /ports, ` +
-        `GET /events/stream, GET /schema, GET /healthz`,
+        `GET /events/stream, GET /schema, GET /healthz, GET /metrics`,
     }, 404)
   );
   app.onError((e, c) => {

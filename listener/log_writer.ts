@@ -44,6 +44,8 @@ export class LogWriter {
   #draining = false;
   #closed = false;
   readonly stats: LogWriterStats = { batches: 0, appends: 0, bytes: 0, rotations: 0, fsyncs: 0 };
+  /** Called with the seconds each fsync (fdatasync) took (metrics). */
+  onSync?: (seconds: number) => void;
 
   private constructor(readonly options: LogWriterOptions, file: Deno.FsFile, size: number) {
     this.#file = file;
@@ -99,7 +101,9 @@ export class LogWriter {
           writeAllSync(this.#file, buf);
           this.#size += total;
           if (this.options.fsync) {
+            const t0 = performance.now();
             await this.#file.syncData();
+            this.onSync?.((performance.now() - t0) / 1000);
             this.stats.fsyncs++;
           }
         } catch (error) {

@@ -1,6 +1,6 @@
 /** The listener program: `deno task listen`. */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError } from "../events/env.ts";
+import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
@@ -39,10 +39,13 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     });
   }
   const closing = new AbortController();
+  const metricsPublic = firstSet(env, "METRICS_PUBLIC");
   const app = createApp(store, {
     bodyLimit: config.bodyLimit,
     token: config.token,
     shutdown: closing.signal,
+    // METRICS_PUBLIC=1: GET /metrics without LISTENER_TOKEN, like /healthz (Prometheus practice).
+    metricsPublic: metricsPublic ? parseBool(metricsPublic.name, metricsPublic.value) : false,
   });
   const server = Deno.serve({
     hostname: config.host,

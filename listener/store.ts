@@ -38,6 +38,14 @@ export interface OpenReport {
   indexed: number;
 }
 
+/** Observers of what ingest does (metrics); called synchronously, must not throw. */
+export interface StoreHooks {
+  /** Records just made durable, in log order. */
+  stored?(records: readonly Record_[]): void;
+  /** A record acknowledged without being written again: its id was already stored or being stored. */
+  duplicate?(record: Record_): void;
+}
+
 const encoder = new TextEncoder();
 const DURABLE = Promise.resolve();
 
@@ -49,6 +57,8 @@ export class EventStore {
   #subscribers = new Set<(entry: Entry) => void>();
   /** Counters for logs and metrics. */
   readonly counters = { stored: 0, duplicates: 0 };
+  /** Observers (metrics); see {@link StoreHooks}. */
+  hooks: StoreHooks = {};
 
   private constructor(readonly options: StoreOptions, readonly writer: LogWriter) {
     this.recent = new RecentLog(options.recentSize);
@@ -92,6 +102,7 @@ export class EventStore {
       const known = this.#window.get(r.id);
       if (known) {
         duplicates++;
+        this.hooks.duplicate?.(r);
         if (known.done !== written) waits.push(known.done);
         continue;
       }
@@ -108,6 +119,7 @@ export class EventStore {
           for (const s of this.#subscribers) s(entry);
         }
         this.counters.stored += fresh.length;
+        this.hooks.stored?.(fresh);
       });
       write.then(release, (e) => {
         for (const r of fresh) this.#window.delete(r.id);

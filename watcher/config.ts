@@ -11,6 +11,7 @@ import {
   firstSet,
   parseBool,
   parseInteger,
+  parsePort,
   parseSecondsMs,
 } from "../events/env.ts";
 import { parsePortList, type PortSet } from "../events/port_list.ts";
@@ -34,7 +35,14 @@ export interface WatcherConfig {
   /** How long shutdown waits for delivery before leaving events in the spool. */
   shutdownTimeoutMs: number;
   logLevel: "debug" | "info" | "warning" | "error";
+  /** Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics; unset: no endpoint. */
+  metricsPort?: number;
+  /** Address the metrics endpoint binds (default 127.0.0.1). */
+  metricsHost?: string;
 }
+
+/** Where the metrics endpoint binds unless METRICS_HOST says otherwise. */
+export const DEFAULT_METRICS_HOST = "127.0.0.1";
 
 /** Help text for `--help`. */
 export const WATCHER_USAGE = `portwatch watcher: reports TCP/UDP ports that open and close.
@@ -56,6 +64,8 @@ Settings (environment):
   VERBOSE_LSOF      1: print the owning processes of each new port (like the seed's lsof dump, from /proc)
   SHUTDOWN_TIMEOUT  seconds to deliver shutdown events before leaving them in the spool (default 5)
   LOG_LEVEL         debug, info, warning, error (default info)
+  METRICS_PORT      serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics (default: off)
+  METRICS_HOST      address the metrics endpoint binds (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for every one)
 `;
 
 const LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -84,11 +94,24 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
   const verbose = get("VERBOSE_LSOF");
   const shutdown = get("SHUTDOWN_TIMEOUT");
   const level = get("LOG_LEVEL");
+  const metricsPort = get("METRICS_PORT");
+  const metricsHost = get("METRICS_HOST");
   if (scope && scope.value !== "host" && scope.value !== "netns") {
     throw new ConfigError(
       scope.name,
       scope.value,
       '"host" (every network namespace) or "netns" (own, default)',
+    );
+  }
+  // An IPv4/IPv6 address or a host name; Deno.serve reports one it cannot bind.
+  if (
+    metricsHost &&
+    !/^(?:[A-Za-z0-9][A-Za-z0-9.-]*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*)$/.test(metricsHost.value)
+  ) {
+    throw new ConfigError(
+      metricsHost.name,
+      metricsHost.value,
+      "an IP address or host name, e.g. 127.0.0.1, ::1, 0.0.0.0",
     );
   }
   if (level && !(LEVELS as readonly string[]).includes(level.value)) {
@@ -108,5 +131,7 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
     allNetns: values["all-netns"] === true || scope?.value === "host",
     shutdownTimeoutMs: shutdown ? parseSecondsMs(shutdown.name, shutdown.value) : 5000,
     logLevel: (level?.value as WatcherConfig["logLevel"]) ?? "info",
+    metricsPort: metricsPort ? parsePort(metricsPort.name, metricsPort.value) : undefined,
+    metricsHost: metricsHost?.value ?? DEFAULT_METRICS_HOST,
   };
 }

@@ -7,11 +7,15 @@ import type { EventSink } from "../events/sink.ts";
 import { loadWatcherConfig, WATCHER_USAGE } from "./config.ts";
 import { PollingEngine } from "./engine.ts";
 import { runUntilSignal } from "./run_until_signal.ts";
+import { startMetricsServer, WatcherMetrics } from "./metrics.ts";
+import type { MetricsServer } from "../events/metrics.ts";
 
 /** Run the watcher until a signal; resolves with the exit code. */
 export async function runWatcher(args: string[], env = Deno.env): Promise<number> {
   let config;
   let sink: EventSink;
+  const metrics = new WatcherMetrics();
+  let metricsServer: MetricsServer | undefined;
   try {
     config = loadWatcherConfig(args, env);
     if (config === "help") {
@@ -19,8 +23,10 @@ export async function runWatcher(args: string[], env = Deno.env): Promise<number
       return 0;
     }
     await setupLogging(config.logLevel);
-    sink = await sinkFromEnv(env);
+    metricsServer = startMetricsServer(config, metrics);
+    sink = metrics.countSink(await sinkFromEnv(env));
   } catch (e) {
+    await metricsServer?.shutdown();
     if (e instanceof ConfigError) {
       console.error(`portwatch watcher: ${e.message}`);
       return 2;
@@ -29,6 +35,7 @@ export async function runWatcher(args: string[], env = Deno.env): Promise<number
   }
   const log = getLogger(["portwatch", "watcher"]);
   const engine = new PollingEngine({ config, sink, env });
+  metrics.watchEngine(engine);
   await engine.start();
   const who = engine.identity;
   log.info(
@@ -46,7 +53,10 @@ export async function runWatcher(args: string[], env = Deno.env): Promise<number
       to: env.get("LISTENER_URL") || "stdout",
     },
   );
-  return await runUntilSignal(engine, () => sink.close());
+  return await runUntilSignal(engine, async () => {
+    await sink.close();
+    await metricsServer?.shutdown();
+  });
 }
 
 if (import.meta.main) Deno.exit(await runWatcher(Deno.args));
