@@ -17,6 +17,7 @@ import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
 import { eventJsonSchema, ingestJsonSchema } from "../events/json_schema.ts";
 import { createListenerMetrics, type ListenerMetrics } from "./metrics.ts";
+import { uiRoutes } from "./ui.ts";
 
 /** What the app needs besides the store. */
 export interface AppOptions {
@@ -58,6 +59,8 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
   if (options.metricsPublic) app.get("/metrics", metrics.handler);
   app.get("/schema", (c) => c.json(eventJsonSchema()));
   app.get("/schema/ingest", (c) => c.json(ingestJsonSchema()));
+  // The live page (no data of its own: what it shows comes from the routes below, token and all).
+  app.route("/", uiRoutes());
 
   if (options.token) {
     const message = (text: string) => (c: { req: { path: string } }) => ({
@@ -145,7 +148,7 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
     c.json({
       ok: false,
       error: `no route ${c.req.method} ${c.req.path}; routes: POST /ingest, GET /events, GET /ports, ` +
-        `GET /events/stream, GET /schema, GET /healthz, GET /metrics`,
+        `GET /events/stream, GET /schema, GET /healthz, GET /metrics, GET / (the live page)`,
     }, 404)
   );
   app.onError((e, c) => {

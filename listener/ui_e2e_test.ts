@@ -1,0 +1,412 @@
+/**
+ * The live ports page end to end, in headless Chromium (Debian's `chromium`, driven by npm playwright-core):
+ * a real HTTP server with the listener's API and the page, a real port held by testers/hold.ts, its open and
+ * close posted to /ingest as a watcher does; the page must show them live, keep its filters across a reload,
+ * resume the stream after the listener restarts without missing or doubling an event, and say so when the
+ * listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS or a temp folder (never the
+ * repository); their paths are printed. Skipped, saying why, without chromium or playwright-core.
+ */
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import type { BrowserContext, Page } from "playwright-core";
+import { createApp } from "./app.ts";
+import { EventStore } from "./store.ts";
+import { storeOptions } from "./testing.ts";
+import { toRecords } from "./validate.ts";
+import { uiRoutes } from "./ui.ts";
+import { uuidv7 } from "../events/id.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+// The few browser globals the page functions below use (this file is type-checked without the DOM library;
+// the functions run in the page, where these exist). Functions, not strings: the page's CSP forbids eval.
+declare const document: {
+  activeElement: { id: string } | null;
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
+declare function getComputedStyle(element: unknown): { outlineStyle: string };
+
+const HOLD = new URL("../testers/hold.ts", import.meta.url).pathname;
+const WAIT = { timeout: 10_000 };
+
+type Playwright = typeof import("playwright-core");
+
+async function loadPlaywright(): Promise<{ pw?: Playwright; skip?: string }> {
+  try {
+    if (!(await Deno.stat(CHROMIUM)).isFile) return { skip: `${CHROMIUM} is not a file` };
+  } catch {
+    return { skip: `${CHROMIUM} is not installed (apt-get install chromium)` };
+  }
+  try {
+    return { pw: await import("playwright-core") };
+  } catch (e) {
+    return { skip: `npm:playwright-core cannot be loaded: ${(e as Error).message}` };
+  }
+}
+
+const { pw, skip } = await loadPlaywright();
+if (skip) console.log(`ui_e2e_test.ts: skipped: ${skip}`);
+
+/** The listener's API and the page on 127.0.0.1, as the integrated listener will serve them. */
+class TestServer {
+  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #closing?: AbortController;
+  port = 0;
+
+  constructor(readonly store: EventStore, readonly token?: string) {}
+
+  start(port = this.port): void {
+    this.#closing = new AbortController();
+    const app = new Hono();
+    app.route("/", uiRoutes());
+    app.route(
+      "/",
+      createApp(this.store, {
+        bodyLimit: 1 << 20,
+        token: this.token,
+        heartbeatMs: 1_000,
+        shutdown: this.#closing.signal,
+      }),
+    );
+    this.#server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, app.fetch);
+    this.port = this.#server.addr.port;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#server) return;
+    this.#closing?.abort();
+    await this.#server.shutdown();
+    this.#server = undefined;
+  }
+}
+
+/** testers/hold.ts holding a real TCP port on 127.0.0.1 (any free one). */
+async function holdPort(): Promise<
+  { child: Deno.ChildProcess; port: number; pid: number; stop(): Promise<void> }
+> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", HOLD, "tcp", "0", "--host", "127.0.0.1", "--seconds", "60"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+    await reader.cancel().catch(() => {});
+  };
+  let buf = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  try {
+    while (!buf.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("hold.ts exited before its ready line");
+      buf += value;
+    }
+    const ready = JSON.parse(buf.slice(0, buf.indexOf("\n")));
+    assert.equal(ready.ready, true);
+    return { child, port: ready.port, pid: ready.pid, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The process fields a watcher reads from /proc. */
+function processOf(pid: number): { pid: number; comm: string; cmdline: string; uid: number } {
+  const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((s) => s !== "").join(" ");
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? 0);
+  return { pid, comm, cmdline, uid };
+}
+
+const NETNS = Number(/\[(\d+)\]/.exec(Deno.readLinkSync("/proc/self/ns/net"))?.[1] ?? 0);
+const HOST = Deno.hostname();
+
+/** A port event as a watcher posts it. */
+function portEvent(over: Record<string, unknown>): Record<string, unknown> {
+  return {
+    id: uuidv7(),
+    event: "open",
+    proto: "tcp",
+    family: 4,
+    addrs: ["127.0.0.1"],
+    pids: [],
+    container_id: null,
+    container_name: null,
+    source: "polling",
+    observed_at: new Date().toISOString(),
+    host: HOST,
+    netns: NETNS,
+    ...over,
+  };
+}
+
+async function post(base: string, event: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${base}/ingest`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(event),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+  assert.equal(body.stored, 1);
+}
+
+async function shotDir(): Promise<string> {
+  const env = Deno.env.get("PORTWATCH_ARTIFACTS");
+  if (env) {
+    const dir = `${env.replace(/\/$/, "")}/ui-e2e`;
+    await Deno.mkdir(dir, { recursive: true });
+    return dir;
+  }
+  return await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-" });
+}
+
+/** Port numbers of the rows shown in the open-ports tables. */
+const shownPorts = (page: Page) =>
+  page.$$eval("#ports tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-port"))));
+
+/** [event, port] of the timeline items, newest first. */
+const timeline = (page: Page) =>
+  page.$$eval(
+    "#timeline li",
+    (items) => items.map((li) => [li.getAttribute("data-event"), Number(li.getAttribute("data-port"))]),
+  );
+
+const waitStatus = (page: Page, state: string) =>
+  page.waitForSelector(`#status[data-state="${state}"]`, WAIT);
+
+Deno.test({
+  name: "ports page: a real port's open and close show live; filters survive reload; resume after restart",
+  ignore: skip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { chromium } = pw!;
+    const dataDir = await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-data-" });
+    const shots = await shotDir();
+    const { store } = await EventStore.open(storeOptions(dataDir));
+    const server = new TestServer(store);
+    const tokenServer = new TestServer(store, "s3cret");
+    let held: Awaited<ReturnType<typeof holdPort>> | undefined;
+    let context: BrowserContext | undefined;
+    const pageErrors: string[] = [];
+    const shot = async (page: Page, name: string) => {
+      const path = `${shots}/${name}.png`;
+      await page.screenshot({ path, fullPage: false });
+      console.log(`screenshot: ${path}`);
+    };
+    try {
+      server.start(0);
+      context = await chromium.launchPersistentContext(`${dataDir}/chromium-profile`, {
+        executablePath: CHROMIUM,
+        args: CHROMIUM_ARGS,
+        headless: true,
+        viewport: { width: 1366, height: 768 },
+        reducedMotion: "reduce",
+      });
+      // Nothing may leave the machine: every request must go to the test server.
+      const outside: string[] = [];
+      context.on("request", (r) => {
+        if (
+          !r.url().startsWith(server.url) && !r.url().startsWith(tokenServer.url) &&
+          !r.url().startsWith("data:")
+        ) {
+          outside.push(r.url());
+        }
+      });
+      context.setDefaultTimeout(WAIT.timeout);
+      const page = context.pages()[0] ?? await context.newPage();
+      page.on("pageerror", (e) => pageErrors.push(String(e)));
+      page.on("console", (m) => {
+        if (m.type() === "error") pageErrors.push(m.text());
+      });
+
+      // 1. An empty log: the page says how to make an event.
+      await page.goto(`${server.url}/`);
+      await waitStatus(page, "live");
+      await page.waitForSelector("#empty:not([hidden])", WAIT);
+      const emptyText = await page.textContent("#empty");
+      assert.match(emptyText ?? "", /deno task start/);
+      assert.match(emptyText ?? "", /testers\/hold\.ts tcp 5000/);
+      assert.equal(await page.textContent("#status-text"), "Live");
+      await shot(page, "01-empty");
+
+      // 2. A container's port arrives live (the stream was opened with no id to resume from).
+      await post(
+        server.url,
+        portEvent({
+          port: 8080,
+          container_id: "3f4e1c2b9a7d0011",
+          container_name: "web",
+          addrs: ["0.0.0.0", "::"],
+          pids: [4242],
+          process: { pid: 4242, comm: "node", cmdline: "node server.js --port 8080", uid: 1000 },
+        }),
+      );
+      await page.waitForSelector('#ports table[data-container="web"] tr[data-port="8080"]', WAIT);
+      assert.equal(await page.isHidden("#empty"), true);
+
+      // 3. A real port: hold.ts holds it, its open is posted as a watcher would.
+      held = await holdPort();
+      const proc = processOf(held.pid);
+      await post(server.url, portEvent({ port: held.port, pids: [held.pid], process: proc }));
+      const row = `#ports tr[data-port="${held.port}"]`;
+      await page.waitForSelector(row, WAIT);
+      const hostTable = page.locator("#ports table", { has: page.locator(`tr[data-port="${held.port}"]`) });
+      assert.match(await hostTable.locator("caption").textContent() ?? "", new RegExp(`host on ${HOST}`));
+      const cells = await page.$$eval(
+        `${row} > *`,
+        (cs) => cs.map((c) => [c.tagName, c.getAttribute("scope"), (c.textContent ?? "").trim()]),
+      );
+      assert.deepEqual(cells.slice(0, 4), [
+        ["TH", "row", String(held.port)],
+        ["TD", null, "tcp"],
+        ["TD", null, "127.0.0.1"],
+        ["TD", null, String(held.pid)],
+      ]);
+      assert.match(cells[4][2], /^deno .*hold\.ts tcp 0/);
+      assert.match(cells[5][2], /now|second/);
+      const since = await page.$eval(
+        `${row} time`,
+        (t) => [t.getAttribute("datetime"), t.getAttribute("title")],
+      );
+      assert.ok(since[0] && !Number.isNaN(Date.parse(since[0])), "since has a machine-readable datetime");
+      assert.ok(since[1] && since[1].length > 10, "since has the absolute time as its title");
+      assert.deepEqual((await timeline(page))[0], ["open", held.port]);
+      await page.waitForFunction(
+        (port) => document.getElementById("announcer")?.textContent?.includes(`Port ${port}/tcp opened`),
+        held.port,
+        WAIT,
+      );
+      // Grouped: the host's ports first, then the container's.
+      assert.deepEqual(await shownPorts(page), [held.port, 8080]);
+      await shot(page, "02-open");
+
+      // 4. Filters, typed with the keyboard: the URL follows them.
+      await page.focus("#f-port");
+      await page.keyboard.type(String(held.port));
+      await page.waitForFunction((port) => location.search === `?port=${port}`, held.port, WAIT);
+      await page.waitForFunction(() => document.querySelectorAll("#ports tbody tr").length === 1, null, WAIT);
+      assert.deepEqual(await shownPorts(page), [held.port]);
+      await page.selectOption("#f-proto", "udp");
+      await page.waitForSelector("#no-match:not([hidden])", WAIT);
+      assert.equal(new URL(page.url()).searchParams.get("proto"), "udp");
+      await page.selectOption("#f-proto", "");
+      await page.waitForSelector("#no-match", { ...WAIT, state: "hidden" });
+      assert.equal(new URL(page.url()).searchParams.get("proto"), null);
+      await page.fill("#f-container", "web");
+      await page.waitForSelector("#no-match:not([hidden])", WAIT);
+      await page.fill("#f-container", "");
+      await page.waitForSelector(row, WAIT);
+      // A bad port filter says why, and is marked invalid for assistive technology.
+      await page.fill("#f-port", "70000");
+      await page.waitForSelector('#f-port[aria-invalid="true"]', WAIT);
+      assert.match(await page.textContent("#f-port-error") ?? "", /not a port/);
+      await page.fill("#f-port", String(held.port));
+      await page.waitForSelector("#f-port:not([aria-invalid])", WAIT);
+      await shot(page, "03-filtered");
+
+      // 5. The port closes for real; the close is posted; the row goes, the timeline says so.
+      await held.stop();
+      const closed = held;
+      held = undefined;
+      await post(
+        server.url,
+        portEvent({ event: "close", port: closed.port, pids: [], last_pids: [closed.pid] }),
+      );
+      await page.waitForSelector(row, { ...WAIT, state: "detached" });
+      assert.deepEqual((await timeline(page))[0], ["close", closed.port]);
+      await page.waitForSelector("#no-match:not([hidden])", WAIT); // 8080 is open, but filtered out
+      await shot(page, "04-closed");
+
+      // 6. Reload: the state is read back, the filter kept.
+      await page.reload();
+      await waitStatus(page, "live");
+      await page.waitForFunction(() => document.querySelectorAll("#timeline li").length > 0, null, WAIT);
+      assert.equal(await page.inputValue("#f-port"), String(closed.port));
+      assert.equal(new URL(page.url()).searchParams.get("port"), String(closed.port));
+      assert.deepEqual(await shownPorts(page), []);
+      assert.deepEqual(await timeline(page), [["close", closed.port], ["open", closed.port]]);
+      assert.equal(await page.isVisible("#no-match"), true);
+      await shot(page, "05-reloaded");
+
+      // Clear the filters from the keyboard: Tab to the button, Enter.
+      await page.focus("#f-proto");
+      await page.keyboard.press("Tab");
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "f-clear");
+      assert.equal(
+        await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle),
+        "solid",
+        "the focused button shows its focus",
+      );
+      await page.keyboard.press("Enter");
+      await page.waitForFunction(() => location.search === "", null, WAIT);
+      await page.waitForSelector('#ports tr[data-port="8080"]', WAIT);
+      assert.deepEqual(await shownPorts(page), [8080]);
+
+      // 7. The listener restarts; what was stored meanwhile arrives once, by resuming after the last id.
+      const before = (await timeline(page)).length;
+      await server.stop();
+      await waitStatus(page, "reconnecting");
+      assert.equal(await page.textContent("#status-text"), "Reconnecting…");
+      const missed = toRecords([
+        portEvent({ port: 9090, container_id: "3f4e1c2b9a7d0011", container_name: "web", pids: [4343] }),
+        portEvent({ port: 8080, event: "close", container_id: "3f4e1c2b9a7d0011", container_name: "web" }),
+      ], new Date().toISOString());
+      await store.ingest(missed);
+      server.start(server.port);
+      await waitStatus(page, "live");
+      await page.waitForSelector('#ports tr[data-port="9090"]', WAIT);
+      await page.waitForSelector('#ports tr[data-port="8080"]', { ...WAIT, state: "detached" });
+      const after = await timeline(page);
+      assert.deepEqual(after.slice(0, 2), [["close", 8080], ["open", 9090]]);
+      assert.equal(after.length, before + 2, "each missed event once");
+      const ids = await page.$$eval("#timeline li", (items) => items.map((li) => li.getAttribute("data-id")));
+      assert.equal(new Set(ids).size, ids.length, "no event twice");
+      await page.emulateMedia({ colorScheme: "dark" });
+      await shot(page, "06-resumed-dark");
+
+      // 8. A listener that wants a token: the page says so instead of spinning.
+      tokenServer.start(0);
+      await page.goto(`${tokenServer.url}/`);
+      await waitStatus(page, "unauthorized");
+      await page.waitForSelector("#alert:not([hidden])", WAIT);
+      assert.match(await page.textContent("#alert") ?? "", /LISTENER_TOKEN/);
+      assert.equal(await page.getAttribute("#alert", "role"), "alert");
+      await shot(page, "07-token-required");
+
+      assert.deepEqual(outside, [], "no request left the machine");
+      assert.deepEqual(
+        pageErrors.filter((e) => !/401|Failed to load resource/.test(e)),
+        [],
+        "no script error on the page",
+      );
+    } finally {
+      if (held) await held.stop();
+      await context?.close().catch(() => {});
+      await server.stop();
+      await tokenServer.stop();
+      await store.close();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    }
+  },
+});
