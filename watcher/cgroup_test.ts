@@ -15,7 +15,8 @@ import {
   parseCgroupFile,
   parseMountInfo,
 } from "./cgroup.ts";
-import { skipIf, waitFor } from "./testing/netns.ts";
+import { skipIf } from "./testing/netns.ts";
+import { cgroupSkipReason, makeTestCgroup } from "./testing/cgroup.ts";
 
 const FIXTURES = new URL("./testing/fixtures/cgroup/", import.meta.url);
 const fixture = (name: string) => Deno.readTextFileSync(new URL(name, FIXTURES));
@@ -133,46 +134,6 @@ Deno.test({
     assert.equal(cgroupPathOf(2 ** 22 + 7), null); // above pid_max: no such process
   },
 });
-
-/** Why a test cgroup cannot be made here, or undefined. */
-function cgroupSkipReason(): string | undefined {
-  if (Deno.build.os !== "linux") return `cgroups need Linux, this is ${Deno.build.os}`;
-  if (Deno.uid() !== 0) return `not root (uid ${Deno.uid()}): making cgroups needs it`;
-  if (cgroupRoot === null) return "no cgroup v2 hierarchy is mounted";
-  try {
-    Deno.statSync(`${cgroupRoot}/cgroup.procs`);
-  } catch (e) {
-    return `cannot use ${cgroupRoot}: ${e instanceof Error ? e.message : e}`;
-  }
-  return undefined;
-}
-
-/** A test-made cgroup /portwatch-test-<rand>/<leaf> under the v2 mount; remove() once its processes are gone. */
-function makeTestCgroup(leaf: string) {
-  const top = `/portwatch-test-${crypto.randomUUID().slice(0, 8)}`;
-  const path = `${top}/${leaf}`;
-  Deno.mkdirSync(`${cgroupRoot}${path}`, { recursive: true });
-  return {
-    path,
-    top,
-    add(pid: number) {
-      Deno.writeTextFileSync(`${cgroupRoot}${path}/cgroup.procs`, `${pid}\n`);
-    },
-    async remove() {
-      for (const p of [path, top]) {
-        await waitFor(() => {
-          try {
-            Deno.removeSync(`${cgroupRoot}${p}`);
-            return true;
-          } catch (e) {
-            if (e instanceof Deno.errors.NotFound) return true;
-            return false; // EBUSY until the last process is reaped
-          }
-        }, `rmdir ${cgroupRoot}${p}`);
-      }
-    },
-  };
-}
 
 const sleeper = () => new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" }).spawn();
 async function stop(child: Deno.ChildProcess) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Holder, NetNs, skipIf } from "./testing/netns.ts";
-import { cgroupSkipReason, makeTestCgroup, randomHex } from "./testing/cgroup.ts";
+import { makeTestCgroup, netnsCgroupSkipReason as cgroupSkipReason, randomHex } from "./testing/cgroup.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
 
 Deno.test({

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { envOf } from "../events/env.ts";
-import { cgroupSkipReason as realSkipReason, makeTestCgroup, randomHex } from "./testing/cgroup.ts";
+import { makeTestCgroup, netnsCgroupSkipReason as realSkipReason, randomHex } from "./testing/cgroup.ts";
 import { netnsInode } from "./identity.ts";
 import { discoverNamespaces, namedNamespaces, NamespaceWatcher, type NetNamespace } from "./namespaces.ts";
 import { ProcNetSource } from "./proc_net.ts";

@@ -5,10 +5,10 @@ import { netnsSkipReason, waitFor } from "./netns.ts";
 /** The cgroup v2 mount, or null. */
 export const cgroupRoot: string | null = cgroup2Root();
 
-/** Why tests needing namespaces and a writable cgroup v2 tree cannot run, or undefined. */
+/** Why a test cgroup cannot be made here, or undefined. */
 export function cgroupSkipReason(): string | undefined {
-  const r = netnsSkipReason();
-  if (r !== undefined) return r;
+  if (Deno.build.os !== "linux") return `cgroups need Linux, this is ${Deno.build.os}`;
+  if (Deno.uid() !== 0) return `not root (uid ${Deno.uid()}): making cgroups needs it`;
   if (cgroupRoot === null) return "no cgroup v2 hierarchy is mounted";
   try {
     Deno.statSync(`${cgroupRoot}/cgroup.procs`);
@@ -18,6 +18,11 @@ export function cgroupSkipReason(): string | undefined {
   return undefined;
 }
 
+/** Why tests needing network namespaces and a writable cgroup v2 tree cannot run, or undefined. */
+export function netnsCgroupSkipReason(): string | undefined {
+  return netnsSkipReason() ?? cgroupSkipReason();
+}
+
 /** A test-made cgroup /portwatch-test-<rand>/<leaf> under the v2 mount; remove() once its processes are gone. */
 export function makeTestCgroup(leaf: string) {
   const top = `/portwatch-test-${crypto.randomUUID().slice(0, 8)}`;
@@ -25,6 +30,8 @@ export function makeTestCgroup(leaf: string) {
   Deno.mkdirSync(`${cgroupRoot}${path}`, { recursive: true });
   return {
     path,
+    /** The test's top directory (relative to the v2 mount), removed with the cgroup. */
+    top,
     /** The cgroup.procs file: writing a pid there moves that process in. */
     procs: `${cgroupRoot}${path}/cgroup.procs`,
     /** Move `pid` into the cgroup. */
