@@ -25,6 +25,8 @@ export interface WatcherConfig {
   intervalMs: number;
   burstScans: number;
   burstDelayMs: number;
+  /** Spread a cycle's scans over SCAN_INTERVAL (default) instead of clustering them as the seed did. */
+  burstSpread: boolean;
   backend: Backend;
   ports?: PortSet;
   graceMs: number;
@@ -52,7 +54,9 @@ Usage: deno task watch [--all-netns] [--once]
 Settings (environment):
   SCAN_INTERVAL     seconds between scan cycles, fractions allowed (default 1)
   BURST_SCANS       scans per cycle, BURST_DELAY apart (default 1: one scan per cycle)
-  BURST_DELAY       seconds between the scans of a burst (default 0.02)
+  BURST_DELAY       seconds between the scans of a burst, at least (default 0.02)
+  BURST_SPREAD      1 (default): spread the BURST_SCANS scans evenly over SCAN_INTERVAL (more short-lived
+                    ports seen for the same work); 0: cluster them BURST_DELAY apart, as the seed did
   USE_PROC          unset: fastest native source (netlink sock_diag, else /proc/net);
                     1: /proc/net parser; 0: the ss command, as the seed did
   WATCH_PORTS       only these ports, e.g. "3000,5000-5002 7001" (alias DESIRED_PORTS); default all
@@ -87,6 +91,7 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
   const interval = get("SCAN_INTERVAL");
   const burst = get("BURST_SCANS");
   const delay = get("BURST_DELAY");
+  const spread = get("BURST_SPREAD");
   const useProc = get("USE_PROC");
   const ports = firstSet(env, "WATCH_PORTS", "DESIRED_PORTS");
   const grace = get("CLOSE_GRACE_MS");
@@ -123,6 +128,7 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
     intervalMs: interval ? parseSecondsMs(interval.name, interval.value) : 1000,
     burstScans: burst ? parseInteger(burst.name, burst.value, 1, 1000) : 1,
     burstDelayMs: delay ? parseSecondsMs(delay.name, delay.value, { allowZero: true }) : 20,
+    burstSpread: spread ? parseBool(spread.name, spread.value) : true,
     backend,
     ports: ports ? parsePortList(ports.name, ports.value) : undefined,
     graceMs: grace ? parseInteger(grace.name, grace.value, 0, 3_600_000) : 0,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { loadWatcherConfig, type WatcherConfig } from "./config.ts";
+import { scanSchedule } from "./engine.ts";
 import { ConfigError, envOf } from "../events/env.ts";
 
 const load = (env: Record<string, string>, args: string[] = []) =>
@@ -50,4 +51,25 @@ Deno.test("watcher config: every bad value names the variable, the value and wha
     });
   }
   assert.throws(() => load({}, ["--bogus"]), ConfigError);
+});
+
+Deno.test("scanSchedule: the seed's burst (BURST_SPREAD=0) and the default spread of the same scans", () => {
+  const hf = { intervalMs: 1000, burstScans: 5, burstDelayMs: 20 };
+  assert.deepEqual(scanSchedule({ ...hf, burstSpread: false }), {
+    offsets: [0, 20, 40, 60, 80],
+    cycleMs: 1080,
+  });
+  assert.deepEqual(scanSchedule({ ...hf, burstSpread: true }), {
+    offsets: [0, 200, 400, 600, 800],
+    cycleMs: 1000,
+  });
+  // BURST_DELAY stays the least gap: 5 scans 300 ms apart do not fit in 1 s, so the cycle grows.
+  assert.deepEqual(scanSchedule({ intervalMs: 1000, burstScans: 5, burstDelayMs: 300, burstSpread: true }), {
+    offsets: [0, 300, 600, 900, 1200],
+    cycleMs: 1500,
+  });
+  assert.deepEqual(scanSchedule({ intervalMs: 1000, burstScans: 1, burstDelayMs: 20, burstSpread: true }), {
+    offsets: [0],
+    cycleMs: 1000,
+  });
 });

@@ -28,6 +28,27 @@ interface Scope {
   pid?: number;
 }
 
+/**
+ * When the scans of one cycle happen: BURST_SCANS scans per SCAN_INTERVAL. By default they are spread evenly
+ * over the cycle (at least BURST_DELAY apart): the same number of scans as the seed's burst, placed so that a
+ * port held for a short while is more likely to be seen. BURST_SPREAD=0 clusters them BURST_DELAY apart and
+ * then waits SCAN_INTERVAL, exactly as the seed's loop did.
+ */
+export function scanSchedule(
+  c: Pick<WatcherConfig, "intervalMs" | "burstScans" | "burstDelayMs" | "burstSpread">,
+): { offsets: number[]; cycleMs: number } {
+  const n = Math.max(1, c.burstScans);
+  if (!c.burstSpread) {
+    return {
+      offsets: Array.from({ length: n }, (_, i) => i * c.burstDelayMs),
+      cycleMs: (n - 1) * c.burstDelayMs + c.intervalMs,
+    };
+  }
+  const cycleMs = Math.max(c.intervalMs, n * c.burstDelayMs);
+  const gap = Math.max(c.burstDelayMs, cycleMs / n);
+  return { offsets: Array.from({ length: n }, (_, i) => Math.round(i * gap)), cycleMs };
+}
+
 /** One namespace's sockets and their owners, from {@link PollingEngine.rawScan}. */
 export interface RawScan {
   netns: number;
@@ -246,20 +267,30 @@ export class PollingEngine {
     return this.reporter.report(changes, identity, source);
   }
 
-  /** Scan in cycles (BURST_SCANS scans BURST_DELAY apart, then SCAN_INTERVAL) until stop() is called. */
+  /** Scan in cycles (see {@link scanSchedule}) until stop() is called. */
   async run(): Promise<void> {
-    const { intervalMs, burstScans, burstDelayMs } = this.options.config;
+    const { offsets, cycleMs } = scanSchedule(this.options.config);
     while (!this.#stopped) {
-      for (let i = 0; i < burstScans && !this.#stopped; i++) {
-        await this.scanOnce(i === 0);
-        if (i < burstScans - 1) await this.#sleep(burstDelayMs);
+      const cycleStart = Date.now();
+      for (let i = 0; i < offsets.length && !this.#stopped; i++) {
+        await this.#sleepUntil(cycleStart + offsets[i]);
+        if (!this.#stopped) await this.scanOnce(i === 0);
       }
-      // Wake early for a pending close whose grace ends before the next cycle.
+      await this.#sleepUntil(cycleStart + cycleMs);
+    }
+  }
+
+  /** Sleep until `at`, waking on the way to report closes whose grace runs out before then. */
+  async #sleepUntil(at: number): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      if (this.#stopped || now >= at) return;
       const deadline = this.tracker.nextDeadline();
-      const wait = deadline === undefined
-        ? intervalMs
-        : Math.min(intervalMs, Math.max(0, deadline - Date.now()));
-      await this.#sleep(wait);
+      if (deadline !== undefined && deadline <= now) {
+        await this.#emit(this.tracker.tick(now), this.#self);
+        continue;
+      }
+      await this.#sleep(Math.min(at, deadline ?? at) - now);
     }
   }
 

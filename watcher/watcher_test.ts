@@ -152,13 +152,14 @@ Deno.test({
   ignore: skipIf(skip, "watcher filter and burst"),
   async fn() {
     await withNs(async (ns, dir) => {
-      // One cycle every 10 s, made of 60 scans 25 ms apart: the burst covers 1.5 s of each cycle.
+      // The seed's burst: 60 scans 25 ms apart (1.5 s), then 10 s of nothing.
       const w = WatcherProc.start(
         baseEnv(dir, {
           WATCH_PORTS: "7030,7032-7033",
           SCAN_INTERVAL: "10",
           BURST_SCANS: "60",
           BURST_DELAY: "0.025",
+          BURST_SPREAD: "0", // the seed's clustered burst
         }),
         ns,
       );
