@@ -215,10 +215,15 @@ export class PidResolver {
     if (missing.size > 0) {
       this.stats.misses += missing.size;
       const found = this.walk(missing);
+      const started = new Map<number, string | undefined>(); // one read of /proc/<pid>/stat per pid
       for (const inode of missing) {
         const pids = (found.get(inode) ?? []).filter((pid) => {
-          const st = this.#startTime(pid);
-          if (st !== undefined) this.#startTimes.set(pid, st);
+          let st = started.get(pid);
+          if (!started.has(pid)) {
+            st = this.#startTime(pid);
+            started.set(pid, st);
+            if (st !== undefined) this.#startTimes.set(pid, st);
+          }
           return st !== undefined;
         });
         this.#cache.set(inode, { pids, at: now, lastCall: call });
