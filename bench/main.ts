@@ -4,6 +4,7 @@
  * @module
  */
 import { runListenerBench } from "./listener_bench.ts";
+import { runWatcherBench } from "./watcher_bench.ts";
 
 /** A named benchmark. */
 export interface Benchmark {
@@ -19,6 +20,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: "POST /ingest throughput, latency and memory vs the FastAPI peer, fsync off and on (wrk)",
     run: () => runListenerBench(),
   },
+  watcher: {
+    description:
+      "polling watcher vs the seed's ss/lsof: scan time, idle CPU, detection latency, capture rate",
+    run: () => runWatcherBench(),
+  },
 };
 
 const OUT_DIR = new URL("../.bench/", import.meta.url);
@@ -32,7 +38,8 @@ export function usage(): string {
     "Benchmarks:",
     ...names,
     "",
-    "Environment: BENCH_SECONDS (measured seconds per cell, default 5), BENCH_CONNS (default 1,16,64).",
+    "Environment: BENCH_SECONDS (measured seconds per cell, default 5), BENCH_CONNS (default 1,16,64);",
+    "BENCH_QUICK=1 (watcher: smaller counts, ~2 minutes instead of ~10).",
   ].join("\n");
 }
 

@@ -1,0 +1,83 @@
+/**
+ * A scheduled port opener for the watcher benchmark: a python3 process (inside a namespace) that opens TCP
+ * listeners on given ports at given moments, each held for a given time, and reports when listen() returned and
+ * when close() did (time.time(), this machine's clock, as the listener's `ts`). Scheduling uses the monotonic
+ * clock; the hold is measured from the moment listen() returned.
+ * @module
+ */
+import { withDeadline } from "../watcher/testing/netns.ts";
+
+/** One port to open: `at` seconds after the start, held `hold` seconds. */
+export interface Opening {
+  port: number;
+  at: number;
+  hold: number;
+}
+
+/** What happened to one port. */
+export interface Opened {
+  port: number;
+  /** Wall-clock ms since the epoch right after listen() returned. */
+  openMs: number;
+  /** Wall-clock ms right after close(). */
+  closeMs: number;
+  /** Held for this long (monotonic), in ms. */
+  heldMs: number;
+}
+
+const OPENER_PY = String.raw`
+import heapq, json, signal, socket, sys, time
+signal.alarm(900)
+items = json.loads(sys.argv[1])
+start = time.monotonic() + 0.1
+heap = [(it["at"], 0, i) for i, it in enumerate(items)]
+heapq.heapify(heap)
+socks, res = {}, [None] * len(items)
+while heap:
+    at, kind, i = heapq.heappop(heap)
+    d = start + at - time.monotonic()
+    if d > 0: time.sleep(d)
+    it = items[i]
+    if kind == 0:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", it["port"]))
+        s.listen(16)
+        wall, mono = time.time(), time.monotonic()
+        socks[i] = (s, mono)
+        res[i] = {"port": it["port"], "openMs": wall * 1000}
+        heapq.heappush(heap, (mono - start + it["hold"], 1, i))
+    else:
+        s, mono = socks.pop(i)
+        s.close()
+        now = time.monotonic()
+        res[i]["closeMs"] = time.time() * 1000
+        res[i]["heldMs"] = (now - mono) * 1000
+print(json.dumps(res), flush=True)
+`;
+
+/** Run the schedule with `wrap` (e.g. an `ip netns exec NS` prefix) and return what happened, in input order. */
+export async function runOpener(items: Opening[], wrap: (cmd: string[]) => string[]): Promise<Opened[]> {
+  const span = Math.max(0, ...items.map((i) => i.at + i.hold));
+  const cmd = wrap(["python3", "-c", OPENER_PY, JSON.stringify(items)]);
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  })
+    .spawn();
+  try {
+    const out = await withDeadline(child.output(), span * 1000 + 30_000, "the port opener");
+    if (!out.success) {
+      throw new Error(`port opener exited ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`);
+    }
+    return JSON.parse(new TextDecoder().decode(out.stdout)) as Opened[];
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    throw e;
+  }
+}
