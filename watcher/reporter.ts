@@ -47,13 +47,32 @@ export class Reporter {
         n: loaded.snapshot.state.ports.length,
         at: loaded.snapshot.savedAt,
       });
+      const outbox = (loaded.snapshot.outbox ?? []) as PortEvent[];
+      if (outbox.length > 0) {
+        log.info("snapshot: sending {n} event(s) decided before the last stop but not delivered then", {
+          n: outbox.length,
+        });
+        await this.#deliver(outbox);
+        await this.save();
+      }
+    }
+  }
+
+  async #deliver(events: PortEvent[]): Promise<void> {
+    try {
+      await this.options.sink.send(events);
+    } catch (e) {
+      log.error("could not hand {n} events to delivery: {error}", {
+        n: events.length,
+        error: (e as Error).message,
+      });
     }
   }
 
   /** Report `changes` (identity from the namespace, else `fallback`), as seen by engine `source`. */
   async report(changes: PortChange[], fallback: Identity, source: Source): Promise<PortEvent[]> {
     if (changes.length === 0) return [];
-    const { resolver, verbose, withWhere, identityOf, sink } = this.options;
+    const { resolver, verbose, withWhere, identityOf } = this.options;
     const now = new Date();
     const events = changes.map((c) => {
       const proc = c.kind === "open" && c.port.pids.length > 0
@@ -81,25 +100,22 @@ export class Reporter {
       }
     }
     this.events += events.length;
+    // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
+    // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
+    await this.save(events);
+    await this.#deliver(events);
     await this.save();
-    try {
-      await sink.send(events);
-    } catch (e) {
-      log.error("could not hand {n} events to delivery: {error}", {
-        n: events.length,
-        error: (e as Error).message,
-      });
-    }
     return events;
   }
 
-  /** Write the snapshot now. */
-  async save(): Promise<void> {
+  /** Write the snapshot now (with `outbox`: events about to be handed to delivery). */
+  async save(outbox?: PortEvent[]): Promise<void> {
     try {
       await saveSnapshot(this.options.snapshotPath, {
         owner: this.options.owner,
         savedAt: new Date().toISOString(),
         state: this.options.tracker.state(),
+        ...(outbox?.length ? { outbox } : {}),
       });
     } catch (e) {
       log.warn("could not write the snapshot {path}: {error}", {

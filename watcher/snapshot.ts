@@ -16,6 +16,12 @@ export interface Snapshot {
   owner: string;
   savedAt: string;
   state: TrackerState;
+  /**
+   * Events already decided (the state above includes them) but not yet handed to delivery when this was
+   * written: a restarted watcher sends them first, with their ids, so a crash in between loses nothing and,
+   * thanks to the listener's id dedupe, repeats nothing.
+   */
+  outbox?: unknown[];
 }
 
 /** Write the snapshot atomically. */

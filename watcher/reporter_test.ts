@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { Reporter } from "./reporter.ts";
+import { PortTracker } from "./tracker.ts";
+import { PidResolver } from "./pid_resolver.ts";
+import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import type { EventSink } from "../events/sink.ts";
+import type { PortEvent } from "../events/schema.ts";
+
+class CollectingSink implements EventSink {
+  sent: PortEvent[] = [];
+  send(events: PortEvent[]) {
+    this.sent.push(...events);
+    return Promise.resolve();
+  }
+  flush() {
+    return Promise.resolve(true);
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+const identity = { host: "h", container_id: null, container_name: null, runtime: null };
+const obs = {
+  proto: "tcp" as const,
+  port: 80,
+  family: 4 as const,
+  addrs: ["0.0.0.0"],
+  inodes: [1],
+  pids: [],
+};
+
+Deno.test("Reporter: events decided before a crash (the snapshot's outbox) are sent at restart, same ids", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    // A watcher decided "open 80", wrote the snapshot with the event in its outbox, and died before delivery.
+    const t1 = new PortTracker();
+    const r1 = new Reporter({
+      sink: new CollectingSink(),
+      tracker: t1,
+      resolver: new PidResolver(),
+      snapshotPath: path,
+      owner,
+      verbose: false,
+      withWhere: false,
+      identityOf: () => identity,
+    });
+    const changes = t1.observe(1, [obs], Date.now());
+    const [event] = await r1.report(changes, identity, "polling");
+    await saveSnapshot(path, { owner, savedAt: "x", state: t1.state(), outbox: [event] });
+
+    const sink = new CollectingSink();
+    const t2 = new PortTracker();
+    const r2 = new Reporter({
+      sink,
+      tracker: t2,
+      resolver: new PidResolver(),
+      snapshotPath: path,
+      owner,
+      verbose: false,
+      withWhere: false,
+      identityOf: () => identity,
+    });
+    await r2.restore();
+    assert.deepEqual(sink.sent.map((e) => e.id), [event.id], "the undelivered event, with its id");
+    assert.equal((await loadSnapshot(path, owner)).snapshot?.outbox, undefined, "the outbox is cleared");
+    // And the port it opened is not reported again.
+    assert.deepEqual(t2.observe(1, [obs], Date.now()), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
