@@ -5,6 +5,8 @@
  * @module
  */
 
+export { waitUntil } from "./wait.ts";
+
 const LISTENER_MAIN = new URL("../listener/main.ts", import.meta.url).pathname;
 
 /** A free loopback TCP port (bound, read, released). */
@@ -13,19 +15,6 @@ export function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-/** Wait until `check` holds, polling every 10 ms, or throw after `ms` naming `what`. */
-export async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  ms = 10_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A listener subprocess. */

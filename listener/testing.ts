@@ -2,6 +2,10 @@
 import { EventStore, type StoreOptions } from "./store.ts";
 import { createApp } from "./app.ts";
 import type { Hono } from "hono";
+import { waitUntil } from "../events/wait.ts";
+
+/** Wait until `check` holds (deadline `ms`), naming `what` on timeout. */
+export const waitFor = waitUntil;
 
 /** A temp folder removed after `fn`, whatever happens. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -165,18 +169,5 @@ export async function* sseEvents(
     }
   } finally {
     reader.releaseLock();
-  }
-}
-
-/** Wait until `check` returns true, polling every 20 ms, or fail after `ms` with `what`. */
-export async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  ms = 10_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }

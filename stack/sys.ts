@@ -1,3 +1,6 @@
+import { waitUntil } from "../events/wait.ts";
+
+export { waitUntil };
 /** Small system helpers for the stack: run a command, check it, start detached processes. */
 
 /** Run a command; throws with its stderr when it fails (unless `check` is false). */
@@ -72,19 +75,6 @@ export function alive(pid: number): boolean {
     return !/\) Z /.test(stat);
   } catch {
     return false;
-  }
-}
-
-/** Wait until `check` holds, polling, or throw after `ms` naming `what`. */
-export async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  ms = 20_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
