@@ -24,6 +24,11 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PROBE = fileURLToPath(new URL("./watcher_scan_probe.ts", import.meta.url));
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
+/** The V8 flags of `deno task watch` (deno.json), so the benchmark runs the watcher as users do. */
+const WATCH_FLAGS: string[] = (() => {
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
+  return /--v8-flags=\S+/.exec(tasks.watch ?? "")?.slice(0, 1) ?? [];
+})();
 const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
 
 /** Sizes and durations; BENCH_QUICK=1 picks the small set. */
@@ -217,7 +222,7 @@ function startEngine(res: Resources, ns: NetNs, spec: EngineSpec, dir: string, l
     // on tmpfs, like the default /dev/shm/portwatcher.snapshot (it is fsynced before every delivery)
     env.SNAPSHOT_PATH = `${SHM_DIR}/snapshot-${crypto.randomUUID().slice(0, 8)}.json`;
     env.SPOOL_PATH = `${dir}/spool-${crypto.randomUUID().slice(0, 8)}`;
-    return res.track(startIn(ns, [Deno.execPath(), "run", "-A", WATCHER_MAIN], env));
+    return res.track(startIn(ns, [Deno.execPath(), "run", "-A", ...WATCH_FLAGS, WATCHER_MAIN], env));
   }
   return res.track(startIn(ns, ["bash", SEED_LOOP], env));
 }
