@@ -1,8 +1,10 @@
 /**
- * A scheduled port opener for the watcher benchmark: a python3 process (inside a namespace) that opens TCP
- * listeners on given ports at given moments, each held for a given time, and reports when listen() returned and
- * when close() did (time.time(), this machine's clock, as the listener's `ts`). Scheduling uses the monotonic
- * clock; the hold is measured from the moment listen() returned.
+ * A scheduled port opener for the watcher and eBPF benchmarks: a python3 process (inside a namespace) that opens
+ * TCP listeners (or, with `proto: "udp"`, bound UDP sockets) on given ports at given moments, each held for a
+ * given time, and reports when listen()/bind() returned and when close() did (time.time(), this machine's clock,
+ * as the listener's `ts`). Scheduling uses the monotonic clock; the hold is measured from the moment
+ * listen()/bind() returned. Items due at the same moment open back to back, as fast as python can (a burst).
+ * RLIMIT_NOFILE is raised to its hard limit, so that a burst of 1,000 ports fits.
  * @module
  */
 import { withDeadline } from "../watcher/testing/netns.ts";
@@ -12,12 +14,14 @@ export interface Opening {
   port: number;
   at: number;
   hold: number;
+  /** "tcp" (default): bind() and listen(); "udp": bind() alone. */
+  proto?: "tcp" | "udp";
 }
 
 /** What happened to one port. */
 export interface Opened {
   port: number;
-  /** Wall-clock ms since the epoch right after listen() returned. */
+  /** Wall-clock ms since the epoch right after listen() (UDP: bind()) returned. */
   openMs: number;
   /** Wall-clock ms right after close(). */
   closeMs: number;
@@ -26,8 +30,10 @@ export interface Opened {
 }
 
 const OPENER_PY = String.raw`
-import heapq, json, signal, socket, sys, time
+import heapq, json, resource, signal, socket, sys, time
 signal.alarm(900)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if hard == resource.RLIM_INFINITY or hard > soft: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 items = json.loads(sys.argv[1])
 start = time.monotonic() + 0.1
 heap = [(it["at"], 0, i) for i, it in enumerate(items)]
@@ -39,10 +45,14 @@ while heap:
     if d > 0: time.sleep(d)
     it = items[i]
     if kind == 0:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", it["port"]))
-        s.listen(16)
+        if it.get("proto") == "udp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", it["port"]))
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", it["port"]))
+            s.listen(16)
         wall, mono = time.time(), time.monotonic()
         socks[i] = (s, mono)
         res[i] = {"port": it["port"], "openMs": wall * 1000}

@@ -14,8 +14,12 @@ import { netnsInode } from "../watcher/identity.ts";
 import { SocketLedger } from "./ledger.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
+import type { PortChange } from "../watcher/tracker.ts";
 
 const log = getLogger(["portwatch", "ebpf"]);
+
+/** How long changes gather before they are reported together. */
+const FLUSH_GATHER_MS = 5;
 
 /** Counters for logs and metrics. */
 export interface EventEngineStats {
@@ -101,16 +105,37 @@ export class EventEngine {
     const touched = this.ledger.apply(e, this.#own);
     if (e.kind === "exit" && touched.length > 0) this.#scheduleExitCheck();
     if (touched.length === 0) return;
-    // The tracker is updated synchronously, in event order; only the reporting waits its turn.
+    // The tracker is updated synchronously, in event order; the reporting (snapshot, delivery) is batched: all
+    // the changes made while the previous report was under way leave together, still in order.
     const now = Date.now();
-    const batches = touched.map((netns) => ({
-      netns,
-      changes: this.poll.tracker.observe(netns, this.ledger.observations(netns), now),
-    }));
-    this.#enqueue(async () => {
-      for (const b of batches) if (b.changes.length) await this.poll.report(b.changes, b.netns);
-    });
+    for (const netns of touched) {
+      const changes = this.poll.tracker.observe(netns, this.ledger.observations(netns), now);
+      if (changes.length > 0) this.#pending.push({ netns, changes });
+    }
+    if (this.#pending.length > 0 && !this.#flushQueued) {
+      // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
+      // delivery each) at a cost far below the 50 ms the engine allows itself from bind to listener.
+      this.#flushQueued = true;
+      setTimeout(() => this.#enqueue(() => this.#flush()), FLUSH_GATHER_MS);
+    }
   };
+
+  #pending: { netns: number; changes: PortChange[] }[] = [];
+  #flushQueued = false;
+
+  /** Report everything pending: one report (one snapshot write, one delivery) per namespace. */
+  async #flush(): Promise<void> {
+    this.#flushQueued = false;
+    const pending = this.#pending;
+    this.#pending = [];
+    const byNs = new Map<number, PortChange[]>();
+    for (const p of pending) {
+      const list = byNs.get(p.netns);
+      if (list) list.push(...p.changes);
+      else byNs.set(p.netns, [...p.changes]);
+    }
+    for (const [netns, changes] of byNs) await this.poll.report(changes, netns);
+  }
 
   /** A holder exited: a moment later (its fds are released after the exit tracepoint), check with a scan. */
   #scheduleExitCheck() {

@@ -247,6 +247,20 @@ export class PidResolver {
 
   /** comm, command line and real uid of `pid`, or undefined when it is gone or cannot be read. */
   processInfo(pid: number): ProcInfo | undefined {
+    // A process that opens many ports is asked about many times in a row: its answer is kept briefly (a pid is
+    // not reused within a second), which spares three /proc reads per event under load.
+    const now = Date.now();
+    const cached = this.#infos.get(pid);
+    if (cached && now - cached.at < 1000) return cached.info;
+    const info = this.#readInfo(pid);
+    if (this.#infos.size > 4096) this.#infos.clear();
+    this.#infos.set(pid, { info, at: now });
+    return info;
+  }
+
+  #infos = new Map<number, { info: ProcInfo | undefined; at: number }>();
+
+  #readInfo(pid: number): ProcInfo | undefined {
     const base = `${this.#proc}/${pid}`;
     try {
       const comm = Deno.readTextFileSync(`${base}/comm`).replace(/\n$/, "");

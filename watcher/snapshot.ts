@@ -24,18 +24,33 @@ export interface Snapshot {
   outbox?: unknown[];
 }
 
-/** Write the snapshot atomically. */
-export async function saveSnapshot(path: string, snapshot: Snapshot): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+const madeDirs = new Set<string>();
+
+/**
+ * Write the snapshot atomically. Synchronous on purpose: on the default tmpfs path it takes microseconds, far
+ * less than the async file operations it replaced cost the event loop at thousands of changes a second.
+ */
+export function saveSnapshot(path: string, snapshot: Snapshot): Promise<void> {
   try {
-    await file.write(new TextEncoder().encode(JSON.stringify(snapshot)));
-    await file.sync();
-  } finally {
-    file.close();
+    if (!madeDirs.has(dirname(path))) {
+      Deno.mkdirSync(dirname(path), { recursive: true });
+      madeDirs.add(dirname(path));
+    }
+    const tmp = `${path}.tmp-${Deno.pid}`;
+    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    try {
+      const buf = new TextEncoder().encode(JSON.stringify(snapshot));
+      let off = 0;
+      while (off < buf.length) off += file.writeSync(buf.subarray(off));
+      file.syncSync();
+    } finally {
+      file.close();
+    }
+    Deno.renameSync(tmp, path);
+    return Promise.resolve();
+  } catch (e) {
+    return Promise.reject(e);
   }
-  await Deno.rename(tmp, path);
 }
 
 /** Read the snapshot; undefined when missing, unreadable, or another watcher's (with the reason). */
