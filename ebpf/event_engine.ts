@@ -108,10 +108,12 @@ export class EventEngine {
     // The tracker is updated synchronously, in event order; the reporting (snapshot, delivery) is batched: all
     // the changes made while the previous report was under way leave together, still in order.
     const now = Date.now();
-    for (const netns of touched) {
-      const changes = this.poll.tracker.observe(netns, this.ledger.observations(netns), now);
-      if (changes.length > 0) this.#pending.push({ netns, changes });
+    const tracker = this.poll.tracker;
+    for (const ref of this.ledger.touched) {
+      const changes = tracker.observePort(ref.netns, ref, this.ledger.observationOf(ref), now);
+      if (changes.length > 0) this.#pending.push({ netns: ref.netns, changes });
     }
+    if (tracker.graceMs > 0) this.#scheduleTick();
     if (this.#pending.length > 0 && !this.#flushQueued) {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
       // delivery each) at a cost far below the 50 ms the engine allows itself from bind to listener.
@@ -121,6 +123,24 @@ export class EventEngine {
   };
 
   #pending: { netns: number; changes: PortChange[] }[] = [];
+  #tickTimer?: ReturnType<typeof setTimeout>;
+
+  /** With a close grace, report the closes whose grace runs out (at the earliest deadline). */
+  #scheduleTick() {
+    if (this.#tickTimer !== undefined) return;
+    const deadline = this.poll.tracker.nextDeadline();
+    if (deadline === undefined) return;
+    this.#tickTimer = setTimeout(() => {
+      this.#tickTimer = undefined;
+      const changes = this.poll.tracker.tick(Date.now());
+      for (const c of changes) this.#pending.push({ netns: c.port.netns, changes: [c] });
+      if (this.#pending.length > 0 && !this.#flushQueued) {
+        this.#flushQueued = true;
+        this.#enqueue(() => this.#flush());
+      }
+      this.#scheduleTick();
+    }, Math.max(0, deadline - Date.now()));
+  }
   #flushQueued = false;
 
   /** Report everything pending: one report (one snapshot write, one delivery) per namespace. */
@@ -191,6 +211,7 @@ export class EventEngine {
     this.#stopped = true;
     clearInterval(this.#timer);
     clearTimeout(this.#exitCheck);
+    clearTimeout(this.#tickTimer);
     await this.options.source.stop();
     await this.#chain;
     return await this.poll.shutdown();

@@ -34,8 +34,25 @@ export function eventKey(e: SocketEvent): string | undefined {
 }
 
 /** Sockets by key, with indexes by pid:fd and by namespace. */
+/** One port of one namespace (and container, when the engine knows it per socket). */
+export interface PortRef {
+  netns: number;
+  proto: "tcp" | "udp";
+  port: number;
+  containerId?: string | null;
+}
+
+function portKeyOf(
+  s: { netns: number; proto: string; port: number; container?: { id: string | null } },
+): string {
+  return `${s.netns}/${s.proto}/${s.port}/${s.container?.id ?? ""}`;
+}
+
 export class SocketLedger {
   #sockets = new Map<string, LiveSocket>();
+  #byPort = new Map<string, Set<string>>();
+  /** The ports whose sockets the last apply() added or removed (for incremental tracking). */
+  touched: PortRef[] = [];
   #byFd = new Map<string, string>();
   #bySk = new Map<string, string>();
   /** Sockets added or removed by reconciliation: drift the events did not explain. */
@@ -57,6 +74,7 @@ export class SocketLedger {
    * `bind` opens UDP ports, `listen` opens TCP ports; `unlisten`, `close` and `exit` remove what they end.
    */
   apply(e: SocketEvent, defaultNetns: number): number[] {
+    this.touched = [];
     // A failed bind or listen opens nothing; a failed close still frees the fd (Linux frees it even on EINTR).
     if (e.failed && e.kind !== "close") return [];
     switch (e.kind) {
@@ -143,6 +161,7 @@ export class SocketLedger {
       s.container = { id: e.containerId ?? null, name: e.containerName ?? null };
     }
     this.#sockets.set(key, s);
+    this.#index(s);
     if (e.sk) this.#bySk.set(e.sk, key);
     if (e.fd !== undefined) this.#addFd(s, e.pid, e.fd);
     return [netns];
@@ -156,6 +175,7 @@ export class SocketLedger {
   #remove(key: string): number[] {
     const s = this.#sockets.get(key);
     if (!s) return [];
+    this.#unindex(s);
     this.#sockets.delete(key);
     for (const f of s.fds) if (this.#byFd.get(f) === key) this.#byFd.delete(f);
     for (const [sk, k] of this.#bySk) if (k === key) this.#bySk.delete(sk);
@@ -188,15 +208,17 @@ export class SocketLedger {
         s.addr === sock.addr
       );
       if (alias) {
+        this.#unindex(alias);
         this.#sockets.delete(alias.key);
         alias.key = key;
         alias.inode = sock.inode;
         this.#sockets.set(key, alias);
+        this.#index(alias);
         for (const f of alias.fds) this.#byFd.set(f, key);
         seen.add(key);
         continue;
       }
-      this.#sockets.set(key, {
+      const added: LiveSocket = {
         key,
         netns,
         proto: sock.proto,
@@ -206,7 +228,9 @@ export class SocketLedger {
         inode: sock.inode,
         pids: new Set(pids),
         fds: new Set(),
-      });
+      };
+      this.#sockets.set(key, added);
+      this.#index(added);
       drift++;
     }
     for (const s of this.sockets(netns)) {
@@ -233,6 +257,53 @@ export class SocketLedger {
   /** Forget a namespace that is gone. */
   dropNamespace(netns: number): void {
     for (const s of this.sockets(netns)) this.#remove(s.key);
+  }
+
+  #index(s: LiveSocket): void {
+    const k = portKeyOf(s);
+    let set = this.#byPort.get(k);
+    if (!set) this.#byPort.set(k, set = new Set());
+    set.add(s.key);
+    this.touched.push({ netns: s.netns, proto: s.proto, port: s.port, containerId: s.container?.id });
+  }
+
+  #unindex(s: LiveSocket): void {
+    const k = portKeyOf(s);
+    const set = this.#byPort.get(k);
+    set?.delete(s.key);
+    if (set?.size === 0) this.#byPort.delete(k);
+    this.touched.push({ netns: s.netns, proto: s.proto, port: s.port, containerId: s.container?.id });
+  }
+
+  /** One port's observation (undefined when no socket holds it): O(sockets on that port). */
+  observationOf(ref: PortRef): PortObservation | undefined {
+    const keys = this.#byPort.get(
+      portKeyOf({ ...ref, container: ref.containerId === undefined ? undefined : { id: ref.containerId } }),
+    );
+    if (!keys || keys.size === 0) return undefined;
+    const addrs = new Set<string>();
+    const pids = new Set<number>();
+    const inodes: number[] = [];
+    let family: 4 | 6 = 6;
+    let container: LiveSocket["container"];
+    for (const k of keys) {
+      const s = this.#sockets.get(k)!;
+      if (s.family === 4) family = 4;
+      addrs.add(s.addr);
+      if (s.inode !== undefined) inodes.push(s.inode);
+      for (const p of s.pids) pids.add(p);
+      container ??= s.container;
+    }
+    const obs: PortObservation = {
+      proto: ref.proto,
+      port: ref.port,
+      family,
+      addrs: [...addrs].sort(),
+      inodes: inodes.sort((a, b) => a - b),
+      pids: [...pids].sort((a, b) => a - b),
+    };
+    if (container) obs.container = container;
+    return obs;
   }
 
   /** The ports open in `netns`, as a polling scan would observe them. */

@@ -78,6 +78,44 @@ export class PortTracker {
     return changes;
   }
 
+  /**
+   * An update to one port (event-driven engines): `o` is what holds it now, or undefined when nothing does.
+   * O(1): opens at once; a close waits for the grace (see {@link PortTracker.tick}), or happens at once without.
+   */
+  observePort(
+    netns: number,
+    ref: { proto: string; port: number; containerId?: string | null },
+    o: PortObservation | undefined,
+    now: number,
+  ): PortChange[] {
+    const key = trackKey(netns, ref.proto, ref.port, ref.containerId);
+    const prev = this.#ports.get(key);
+    if (o) {
+      if (prev) {
+        prev.closeAt = undefined;
+        prev.seen = now;
+        prev.family = o.family;
+        prev.addrs = o.addrs;
+        prev.inodes = o.inodes;
+        if (o.pids.length > 0) {
+          prev.pids = o.pids;
+          prev.lastPids = o.pids;
+        }
+        return [];
+      }
+      const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
+      this.#ports.set(key, port);
+      return [{ kind: "open", port }];
+    }
+    if (!prev || prev.closeAt !== undefined) return [];
+    if (this.graceMs > 0) {
+      prev.closeAt = now + this.graceMs;
+      return [];
+    }
+    this.#ports.delete(key);
+    return [{ kind: "close", port: { ...prev, pids: [] } }];
+  }
+
   /** Closes whose grace has run out by `now`. */
   tick(now: number): PortChange[] {
     const changes: PortChange[] = [];

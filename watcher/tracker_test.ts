@@ -77,3 +77,22 @@ Deno.test("observePorts: 0.0.0.0 and :: on one port are one entry with both addr
     ["udp", 80, 4, ["127.0.0.1"], [], [4]],
   ]);
 });
+
+Deno.test("PortTracker.observePort: one port at a time (event engines), with and without a grace", () => {
+  const t = new PortTracker();
+  const ref = { proto: "tcp", port: 80 };
+  assert.deepEqual(kinds(t.observePort(1, ref, obs(80), 0)), ["open 80"]);
+  assert.deepEqual(kinds(t.observePort(1, ref, obs(80, [11]), 1)), [], "still open: no event, pids updated");
+  const [close] = t.observePort(1, ref, undefined, 2);
+  assert.equal(close.kind, "close");
+  assert.deepEqual(close.port.lastPids, [11]);
+  assert.deepEqual(t.observePort(1, ref, undefined, 3), [], "closed once");
+
+  const g = new PortTracker(100);
+  g.observePort(1, ref, obs(80), 0);
+  assert.deepEqual(g.observePort(1, ref, undefined, 10), []);
+  assert.deepEqual(kinds(g.observePort(1, ref, obs(80), 50)), [], "back within the grace");
+  g.observePort(1, ref, undefined, 60);
+  assert.deepEqual(kinds(g.tick(159)), []);
+  assert.deepEqual(kinds(g.tick(160)), ["close 80"]);
+});
