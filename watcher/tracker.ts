@@ -37,6 +37,19 @@ export interface TrackerState {
   ports: TrackedPort[];
 }
 
+/** A port seen again: it is open (any pending close is off), with what holds it now. */
+function refresh(prev: TrackedPort, o: PortObservation, now: number): void {
+  prev.closeAt = undefined;
+  prev.seen = now;
+  prev.family = o.family;
+  prev.addrs = o.addrs;
+  prev.inodes = o.inodes;
+  if (o.pids.length > 0) {
+    prev.pids = o.pids;
+    prev.lastPids = o.pids;
+  }
+}
+
 /** Tracks open ports across namespaces. */
 export class PortTracker {
   #ports = new Map<string, TrackedPort>();
@@ -55,15 +68,7 @@ export class PortTracker {
       present.add(key);
       const prev = this.#ports.get(key);
       if (prev) {
-        prev.closeAt = undefined;
-        prev.seen = now;
-        prev.family = o.family;
-        prev.addrs = o.addrs;
-        prev.inodes = o.inodes;
-        if (o.pids.length > 0) {
-          prev.pids = o.pids;
-          prev.lastPids = o.pids;
-        }
+        refresh(prev, o, now);
         continue;
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
@@ -92,15 +97,7 @@ export class PortTracker {
     const prev = this.#ports.get(key);
     if (o) {
       if (prev) {
-        prev.closeAt = undefined;
-        prev.seen = now;
-        prev.family = o.family;
-        prev.addrs = o.addrs;
-        prev.inodes = o.inodes;
-        if (o.pids.length > 0) {
-          prev.pids = o.pids;
-          prev.lastPids = o.pids;
-        }
+        refresh(prev, o, now);
         return [];
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
