@@ -19,7 +19,7 @@ import type { PortChange } from "../watcher/tracker.ts";
 const log = getLogger(["portwatch", "ebpf"]);
 
 /** How long changes gather before they are reported together. */
-const FLUSH_GATHER_MS = 5;
+const FLUSH_GATHER_MS = 20;
 
 /** Counters for logs and metrics. */
 export interface EventEngineStats {
@@ -116,7 +116,7 @@ export class EventEngine {
     if (tracker.graceMs > 0) this.#scheduleTick();
     if (this.#pending.length > 0 && !this.#flushQueued) {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
-      // delivery each) at a cost far below the 50 ms the engine allows itself from bind to listener.
+      // delivery each) at a cost well below the 50 ms the engine allows itself from bind to listener.
       this.#flushQueued = true;
       setTimeout(() => this.#enqueue(() => this.#flush()), FLUSH_GATHER_MS);
     }

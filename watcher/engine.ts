@@ -323,6 +323,7 @@ export class PollingEngine {
     const closes = this.tracker.closeAll();
     const events = await this.#emit(closes, this.#self, this.options.shutdownSource ?? "shutdown");
     const delivered = await this.options.sink.flush(this.options.config.shutdownTimeoutMs);
+    await this.reporter.settle();
     for (const s of this.#scopes.values()) s.source.close();
     this.#scopes.clear();
     return { closes: events.length, delivered };

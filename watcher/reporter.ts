@@ -104,8 +104,34 @@ export class Reporter {
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
     await this.save(events);
     await this.#deliver(events);
-    await this.save();
+    const at = Date.now();
+    if (at - this.#lastReport < 250) this.#clearOutboxSoon();
+    else await this.settle();
+    this.#lastReport = at;
     return events;
+  }
+
+  #clearTimer?: ReturnType<typeof setTimeout>;
+  #lastReport = 0;
+
+  /**
+   * Under a storm of changes (reports less than 250 ms apart) the delivered outbox is cleared a moment later,
+   * not at once: the next report rewrites the snapshot anyway, so this halves the writes. Were the watcher to die before, the restart would
+   * send those events again with their ids, which the listener drops as repeats.
+   */
+  #clearOutboxSoon(): void {
+    if (this.#clearTimer !== undefined) return;
+    this.#clearTimer = setTimeout(() => {
+      this.#clearTimer = undefined;
+      this.save();
+    }, 250);
+  }
+
+  /** Write the snapshot without an outbox now (at shutdown, after delivery). */
+  async settle(): Promise<void> {
+    clearTimeout(this.#clearTimer);
+    this.#clearTimer = undefined;
+    await this.save();
   }
 
   /** Write the snapshot now (with `outbox`: events about to be handed to delivery). */
