@@ -19,15 +19,14 @@
  */
 import { fileURLToPath } from "node:url";
 import { NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
-import { Proc } from "./procs.ts";
+import type { Proc } from "./procs.ts";
 import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
+import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
 const EBPF_MAIN = fileURLToPath(new URL("../ebpf/main.ts", import.meta.url));
-const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
 
 /** Sizes and durations; BENCH_QUICK=1 picks the small set. */
 export interface EbpfBenchOptions {
@@ -73,58 +72,8 @@ const LOAD_WAIT_MS = 60_000;
 // ---------------------------------------------------------------------------------------------------------------
 // Cleanup of everything started, also on SIGINT/SIGTERM.
 
-type Stoppable = { stop(): Promise<unknown> } | { delete(): Promise<void> };
-
-class Resources {
-  #items = new Set<Stoppable>();
-  #closed = false;
-
-  /** Track `x`; once releaseAll() has begun (SIGINT), `x` is stopped by it too and the caller is stopped here. */
-  track<T extends Stoppable>(x: T): T {
-    this.#items.add(x);
-    if (this.#closed) throw new Error("interrupted");
-    return x;
-  }
-
-  async release(x: Stoppable): Promise<void> {
-    if (!this.#items.delete(x)) return;
-    await stopOne(x);
-  }
-
-  /** Stop everything tracked, newest first (processes before the namespace they run in), until none is left. */
-  async releaseAll(): Promise<void> {
-    this.#closed = true;
-    while (this.#items.size > 0) {
-      const items = [...this.#items].reverse();
-      this.#items.clear();
-      for (const x of items) {
-        try {
-          await stopOne(x);
-        } catch (e) {
-          console.error(`ebpf bench: cleanup: ${(e as Error).message}`);
-        }
-      }
-    }
-  }
-}
-
-async function stopOne(x: Stoppable): Promise<void> {
-  if ("stop" in x) await x.stop();
-  else await x.delete();
-}
-
 const progress = (msg: string) => console.error(`ebpf: ${msg}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A seeded PRNG (mulberry32), so that schedules are the same from run to run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Nearest-rank percentile of `xs`. */
 function pct(xs: number[], p: number): number | undefined {
@@ -262,39 +211,6 @@ async function clockTicks(): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The listener and its log.
-
-/** Start `argv` inside `ns` (ip netns exec execs in place: the pid is the program's). */
-function startIn(ns: NetNs, argv: string[], env: Record<string, string> = {}): Proc {
-  const [cmd, ...args] = ns.wrap(argv);
-  return Proc.start({ cmd, args, cwd: ROOT, env: { NO_COLOR: "1", ...env } });
-}
-
-interface Listener {
-  proc: Proc;
-  url: string;
-  port: number;
-  logPath: string;
-}
-
-async function startListener(res: Resources, ns: NetNs, dir: string): Promise<Listener> {
-  const logPath = `${dir}/listener.log`;
-  const proc = res.track(startIn(ns, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    LISTENER_MAIN,
-    "--port",
-    "0",
-    "--log-path",
-    logPath,
-    "--fsync",
-    "0",
-    "--max-bytes",
-    "0",
-  ]));
-  const m = await proc.waitForLine(/"listening":"(http:\/\/127\.0\.0\.1:(\d+))"/);
-  return { proc, url: m[1], port: Number(m[2]), logPath };
-}
 
 /** One stored event, the fields this benchmark reads. */
 interface Stored {
@@ -725,7 +641,7 @@ async function runEngine(
   const ns = res.track(await NetNs.create());
   const dir = await Deno.makeTempDir({ prefix: "portwatch_bench_ebpf_" });
   try {
-    const listener = await startListener(res, ns, dir);
+    const listener = await startListener(res, ns, dir, ["--max-bytes", "0"]);
     const tail = new LogTail(listener.logPath);
     const t0 = performance.now();
     const engine = startEngine(res, ns, spec, dir, listener.url);
@@ -1116,7 +1032,7 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       throw new Error(`the eBPF benchmark needs ${tool[0]} (apt-get install -y bpftrace iproute2 curl)`);
     }
   }
-  const res = new Resources();
+  const res = new Resources("ebpf");
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;

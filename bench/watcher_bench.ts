@@ -19,8 +19,8 @@ import { type Memory, Proc, readMemory } from "./procs.ts";
 import { fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type ProbeRequest, type ProbeResult, summarize, type Timing } from "./watcher_scan_probe.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
+import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PROBE = fileURLToPath(new URL("./watcher_scan_probe.ts", import.meta.url));
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
@@ -29,7 +29,6 @@ const WATCH_FLAGS: string[] = (() => {
   const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
   return /--v8-flags=\S+/.exec(tasks.watch ?? "")?.slice(0, 1) ?? [];
 })();
-const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
 
 /** Sizes and durations; BENCH_QUICK=1 picks the small set. */
 export interface WatcherBenchOptions {
@@ -91,87 +90,11 @@ const HIFI = { SCAN_INTERVAL: "1", BURST_SCANS: "5", BURST_DELAY: "0.02" };
 // ---------------------------------------------------------------------------------------------------------------
 // Cleanup of everything started, also on SIGINT/SIGTERM.
 
-type Stoppable = { stop(): Promise<unknown> } | { delete(): Promise<void> } | { close(): Promise<void> };
-
-class Resources {
-  #items = new Set<Stoppable>();
-
-  track<T extends Stoppable>(x: T): T {
-    this.#items.add(x);
-    return x;
-  }
-
-  async release(x: Stoppable): Promise<void> {
-    if (!this.#items.delete(x)) return;
-    await stopOne(x);
-  }
-
-  /** Stop everything still tracked, newest first (processes before the namespace they run in). */
-  async releaseAll(): Promise<void> {
-    const items = [...this.#items].reverse();
-    this.#items.clear();
-    for (const x of items) {
-      try {
-        await stopOne(x);
-      } catch (e) {
-        console.error(`watcher bench: cleanup: ${(e as Error).message}`);
-      }
-    }
-  }
-}
-
-async function stopOne(x: Stoppable): Promise<void> {
-  if ("stop" in x) await x.stop();
-  else if ("delete" in x) await x.delete();
-  else await x.close();
-}
-
 const progress = (msg: string) => console.error(`watcher: ${msg}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A seeded PRNG (mulberry32), so that schedules are the same from run to run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Processes inside a namespace.
-
-/** Start `argv` inside `ns` (ip netns exec execs in place: the pid is the program's). */
-function startIn(ns: NetNs, argv: string[], env: Record<string, string> = {}): Proc {
-  const [cmd, ...args] = ns.wrap(argv);
-  return Proc.start({ cmd, args, cwd: ROOT, env: { NO_COLOR: "1", ...env } });
-}
-
-interface Listener {
-  proc: Proc;
-  url: string;
-  port: number;
-  logPath: string;
-}
-
-async function startListener(res: Resources, ns: NetNs, dir: string): Promise<Listener> {
-  const logPath = `${dir}/listener.log`;
-  const proc = res.track(startIn(ns, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    LISTENER_MAIN,
-    "--port",
-    "0",
-    "--log-path",
-    logPath,
-    "--fsync",
-    "0",
-  ]));
-  const m = await proc.waitForLine(/"listening":"(http:\/\/127\.0\.0\.1:(\d+))"/);
-  return { proc, url: m[1], port: Number(m[2]), logPath };
-}
 
 interface StoredEvent {
   ts: string;
@@ -927,7 +850,7 @@ export async function runWatcherBench(opts: WatcherBenchOptions = watcherOptions
       );
     }
   }
-  const res = new Resources();
+  const res = new Resources("watcher");
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;
