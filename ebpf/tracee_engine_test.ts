@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
+import { NetNs, netnsSkipReason } from "../watcher/testing/netns.ts";
 import { FAKE_TRACEE_DIR } from "./tracee/testing/fake_tracee.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
@@ -7,6 +8,9 @@ const FIXTURES = new URL("../../shared/fixtures/tracee/", import.meta.url).pathn
 
 Deno.test("deno task ebpf with Tracee (a stand-in replaying Tracee's JSON): opens and closes with container", async () => {
   const dir = await Deno.makeTempDir({ prefix: "portwatch-tracee-test-" });
+  // In a namespace of its own where one can be made, so the start-up scan finds nothing (a live stack on this
+  // host may well listen on 8080, one of the fixture's ports); Tracee's events carry no namespace.
+  const ns = netnsSkipReason() === undefined ? await NetNs.create() : undefined;
   try {
     const w = WatcherProc.start(
       {
@@ -27,7 +31,7 @@ Deno.test("deno task ebpf with Tracee (a stand-in replaying Tracee's JSON): open
         WATCH_PORTS: "80,8080",
         EBPF_RECONCILE: "3600",
       },
-      undefined,
+      ns,
       [],
       EBPF_MAIN,
     );
@@ -51,6 +55,7 @@ Deno.test("deno task ebpf with Tracee (a stand-in replaying Tracee's JSON): open
       await w.stop("SIGTERM");
     }
   } finally {
+    await ns?.delete();
     await Deno.remove(dir, { recursive: true });
   }
 });
