@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { bpftraceScript } from "./bpftrace_script.ts";
+import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
@@ -101,15 +102,7 @@ export class BpftraceSource implements SocketEventSource {
     });
     this.#ready.catch(() => {});
     const pump = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
-      let buf = "";
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) !== -1) {
-          onLine(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-      }
+      for await (const line of readLines(stream)) onLine(line);
     };
     pump(child.stdout, (line) => {
       if (line.includes('"attached_probes"')) attached();

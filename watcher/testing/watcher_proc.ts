@@ -4,6 +4,7 @@
  * @module
  */
 import type { PortEvent } from "../../events/schema.ts";
+import { readLines } from "../../events/lines.ts";
 import { type NetNs, withDeadline } from "./netns.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -16,15 +17,7 @@ export class WatcherProc {
 
   private constructor(readonly child: Deno.ChildProcess) {
     const collect = async (stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) => {
-      let buf = "";
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) !== -1) {
-          onLine(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
-      }
+      for await (const line of readLines(stream)) onLine(line);
     };
     this.#done = Promise.all([
       collect(child.stdout, (l) => {
