@@ -12,7 +12,7 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { BodyError, parseBody } from "./parse_body.ts";
 import { toRecords, ValidationError } from "./validate.ts";
-import type { EventStore } from "./store.ts";
+import { type Store, StoreUnavailableError } from "./store_api.ts";
 import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
 import { eventJsonSchema, ingestJsonSchema } from "../events/json_schema.ts";
@@ -50,7 +50,7 @@ function queryHook(result: { success: boolean; error?: { issues: readonly z.core
 }
 
 /** Build the Hono app over `store`. */
-export function createApp(store: EventStore, options: AppOptions): Hono {
+export function createApp(store: Store, options: AppOptions): Hono {
   const app = new Hono();
   const metrics = options.metrics ?? createListenerMetrics(store);
   app.use("*", metrics.middleware);
@@ -113,9 +113,9 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
         const result = await store.ingest(records);
         return c.json({ ok: true, ...result });
       } catch (e) {
-        log.error("could not write the log: {error}", { error: String(e) });
+        log.error("could not store the events: {error}", { error: String(e) });
         c.header("Retry-After", "1");
-        return c.json({ ok: false, error: `could not write the log: ${(e as Error).message}` }, 503);
+        return c.json({ ok: false, error: `could not store the events: ${(e as Error).message}` }, 503);
       }
     },
   );
@@ -132,8 +132,8 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
     container: filterParams.container,
     host: filterParams.host,
   });
-  app.get("/ports", zValidator("query", PortsQuerySchema, queryHook), (c) => {
-    const ports = store.ports.list(toFilter(c.req.valid("query")));
+  app.get("/ports", zValidator("query", PortsQuerySchema, queryHook), async (c) => {
+    const ports = await store.openPorts(toFilter(c.req.valid("query")));
     return c.json({ count: ports.length, ports });
   });
 
@@ -153,6 +153,10 @@ export function createApp(store: EventStore, options: AppOptions): Hono {
   );
   app.onError((e, c) => {
     if ("getResponse" in e && typeof e.getResponse === "function") return e.getResponse();
+    if (e instanceof StoreUnavailableError) {
+      c.header("Retry-After", "1");
+      return c.json({ ok: false, error: `the store is unavailable: ${e.message}` }, 503);
+    }
     log.error("unhandled error on {method} {path}: {error}", {
       method: c.req.method,
       path: c.req.path,

@@ -28,7 +28,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { Registry } from "../events/metrics.ts";
 import { SOURCES } from "../events/schema.ts";
-import type { EventStore } from "./store.ts";
+import type { Store } from "./store_api.ts";
 import type { Record_ } from "./validate.ts";
 
 /** The listener's metrics and the pieces app.ts mounts. */
@@ -51,8 +51,6 @@ export const REJECT_REASONS: Readonly<Record<number, string>> = {
 
 /** Ingest latency buckets (seconds): an answer waits for the fsync, typically 0.5-20 ms. */
 const INGEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-/** fsync buckets (seconds): tmpfs takes microseconds, an SSD about a millisecond, a busy disk much more. */
-const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 const KNOWN_SOURCES = new Set<string>(SOURCES);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -66,7 +64,7 @@ function sourceOf(r: Record_): string {
  * Create the listener's metrics over `store` and start observing it (its ingest hooks and its log writer's
  * fsyncs). One set per store: a second call replaces the first one's hooks.
  */
-export function createListenerMetrics(store: EventStore, registry = new Registry()): ListenerMetrics {
+export function createListenerMetrics(store: Store, registry = new Registry()): ListenerMetrics {
   const accepted = registry.counter({
     name: "portwatch_listener_events_accepted_total",
     help: "Events stored (durable in the log), by the engine that saw them.",
@@ -88,35 +86,10 @@ export function createListenerMetrics(store: EventStore, registry = new Registry
     help: "Time to answer POST /ingest, fsync included.",
     buckets: INGEST_BUCKETS,
   });
-  const fsync = registry.histogram({
-    name: "portwatch_listener_fsync_duration_seconds",
-    help: "Time each fsync (fdatasync) of the log took; concurrent requests share one (group commit).",
-    buckets: FSYNC_BUCKETS,
-  });
-  registry.counter({
-    name: "portwatch_listener_log_written_bytes_total",
-    help: "Bytes appended to the log since start.",
-    collect: () => store.writer.stats.bytes,
-  });
-  registry.gauge({
-    name: "portwatch_listener_log_size_bytes",
-    help: "Size of the current log file.",
-    collect: () => store.writer.size,
-  });
-  registry.counter({
-    name: "portwatch_listener_log_rotations_total",
-    help: "Log rotations since start.",
-    collect: () => store.writer.stats.rotations,
-  });
   registry.gauge({
     name: "portwatch_listener_stream_subscribers",
     help: "Live subscribers of stored events (open GET /events/stream connections).",
     collect: () => store.subscribers,
-  });
-  registry.gauge({
-    name: "portwatch_listener_open_ports",
-    help: "Ports open now, over every host, container and network namespace.",
-    collect: () => store.ports.size,
   });
   const requests = registry.counter({
     name: "portwatch_listener_http_requests_total",
@@ -132,7 +105,7 @@ export function createListenerMetrics(store: EventStore, registry = new Registry
       duplicates.inc({ source: sourceOf(r) });
     },
   };
-  store.writer.onSync = (seconds) => fsync.observe(undefined, seconds);
+  store.registerMetrics(registry);
 
   const middleware: MiddlewareHandler = async (c, next) => {
     const t0 = performance.now();

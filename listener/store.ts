@@ -12,6 +12,11 @@ import { type Entry, RecentLog } from "./recent.ts";
 import { PortsState } from "./ports_state.ts";
 import { type EventFilter, matches } from "./filter.ts";
 import type { Record_ } from "./validate.ts";
+import type { OpenPort } from "./ports_state.ts";
+import type { Registry } from "../events/metrics.ts";
+import type { IngestResult, Store, StoreHooks } from "./store_api.ts";
+
+export type { IngestResult, StoreHooks } from "./store_api.ts";
 
 /** How the store keeps its log and state. */
 export interface StoreOptions extends LogWriterOptions {
@@ -21,16 +26,6 @@ export interface StoreOptions extends LogWriterOptions {
   recentSize: number;
 }
 
-/** Outcome of one ingest. */
-export interface IngestResult {
-  /** Records written by this call. */
-  stored: number;
-  /** Records whose id was already stored (or being stored): acknowledged, not written again. */
-  duplicates: number;
-  /** The id of every record, in the order given. */
-  ids: string[];
-}
-
 /** What opening the store found. */
 export interface OpenReport {
   recovery: RecoveryReport;
@@ -38,19 +33,15 @@ export interface OpenReport {
   indexed: number;
 }
 
-/** Observers of what ingest does (metrics); called synchronously, must not throw. */
-export interface StoreHooks {
-  /** Records just made durable, in log order. */
-  stored?(records: readonly Record_[]): void;
-  /** A record acknowledged without being written again: its id was already stored or being stored. */
-  duplicate?(record: Record_): void;
-}
-
 const encoder = new TextEncoder();
 const DURABLE = Promise.resolve();
 
+/** fsync buckets (seconds): tmpfs takes microseconds, an SSD about a millisecond, a busy disk much more. */
+const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
 /** The durable event store over one JSON-lines log. */
-export class EventStore {
+export class EventStore implements Store {
+  readonly kind = "file";
   readonly recent: RecentLog;
   readonly ports = new PortsState();
   #window: IdWindow;
@@ -199,6 +190,41 @@ export class EventStore {
     for await (const { line, record } of readRecords(this.options.path)) {
       yield { id: String(record.id), record, line };
     }
+  }
+
+  /** Ports open now that match `filter`. */
+  openPorts(filter: EventFilter): Promise<OpenPort[]> {
+    return Promise.resolve(this.ports.list(filter));
+  }
+
+  /** The log's metrics: bytes written, size, rotations, fsync durations, open ports. */
+  registerMetrics(registry: Registry): void {
+    registry.counter({
+      name: "portwatch_listener_log_written_bytes_total",
+      help: "Bytes appended to the log since start.",
+      collect: () => this.writer.stats.bytes,
+    });
+    registry.gauge({
+      name: "portwatch_listener_log_size_bytes",
+      help: "Size of the current log file.",
+      collect: () => this.writer.size,
+    });
+    registry.counter({
+      name: "portwatch_listener_log_rotations_total",
+      help: "Log rotations since start.",
+      collect: () => this.writer.stats.rotations,
+    });
+    registry.gauge({
+      name: "portwatch_listener_open_ports",
+      help: "Ports open now, over every host, container and network namespace.",
+      collect: () => this.ports.size,
+    });
+    const fsync = registry.histogram({
+      name: "portwatch_listener_fsync_duration_seconds",
+      help: "Time each fsync (fdatasync) of the log took; concurrent requests share one (group commit).",
+      buckets: FSYNC_BUCKETS,
+    });
+    this.writer.onSync = (seconds) => fsync.observe(undefined, seconds);
   }
 
   /** Finish pending writes and close the log. */

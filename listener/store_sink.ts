@@ -1,12 +1,12 @@
 /** An EventSink that stores straight into a listener's store: the embedded stack (`deno task start`). */
 import type { EventSink } from "../events/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
-import type { EventStore } from "./store.ts";
+import type { Store } from "./store_api.ts";
 import { toRecords } from "./validate.ts";
 
 /** Events go into `store` in-process: no HTTP, same validation, ids and durability as POST /ingest. */
 export class StoreSink implements EventSink {
-  constructor(readonly store: EventStore) {}
+  constructor(readonly store: Store) {}
 
   /** Validate and store; resolves once durable. */
   async send(events: PortEvent[]): Promise<void> {

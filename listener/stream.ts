@@ -6,8 +6,7 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { EventStore } from "./store.ts";
-import type { Entry } from "./recent.ts";
+import type { Store, StoredEntry } from "./store_api.ts";
 import { type EventFilter, matches } from "./filter.ts";
 
 /** A subscriber this far behind is cut off; it reconnects and resumes by id, losing nothing. */
@@ -16,14 +15,14 @@ export const MAX_BACKLOG = 100_000;
 /** Stream the records matching `filter`, after `lastId` if given, then live. */
 export function streamEvents(
   c: Context,
-  store: EventStore,
+  store: Store,
   filter: EventFilter,
   lastId: string | undefined,
   heartbeatMs: number,
   shutdown?: AbortSignal,
 ): Response {
   return streamSSE(c, async (stream) => {
-    let queue: Entry[] = [];
+    let queue: StoredEntry[] = [];
     let wake: (() => void) | undefined;
     let closed = false;
     const unsubscribe = store.subscribe((entry) => {
