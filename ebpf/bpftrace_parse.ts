@@ -1,88 +1,103 @@
-/** Parsing the bpftrace engine's output (`bpftrace -f json`): one SocketEvent per printf line. Pure. */
+/**
+ * Parsing the bpftrace engine's output (`bpftrace -f text`, the program of bpftrace_script.ts): lines of records,
+ * each record space-separated fields ending in RS. A hand-written split, no JSON: this runs for every event. Pure.
+ * @module
+ */
 import { formatIPv4 } from "../watcher/socket.ts";
+import { RS } from "./bpftrace_script.ts";
 import type { SocketEvent } from "./socket_event.ts";
 
-/** What one output line of bpftrace is. */
-export type BpftraceLine =
-  | { type: "event"; event: SocketEvent }
-  | { type: "attached"; probes: number }
-  | { type: "other"; text: string };
+/** What one output line of bpftrace holds: its events, and text that is not a record (logged by the caller). */
+export interface BpftraceLine {
+  events: SocketEvent[];
+  /** Probes attached ("Attaching N probes..."), on the line that says so. */
+  attached?: number;
+  /** Records or text that could not be used. */
+  other: string[];
+}
 
-const num = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+/** A decimal field, or undefined (NaN, missing). */
+function int(s: string | undefined): number | undefined {
+  if (s === undefined || s === "") return undefined;
+  const n = Number(s);
+  return Number.isInteger(n) ? n : undefined;
+}
 
-/** The local address of an L/B record: a4 is skc_rcv_saddr as read (network order bytes, little-endian u32). */
-function addrOf(r: Record<string, unknown>, family: 4 | 6): string {
-  if (family === 6) return typeof r.a6 === "string" ? r.a6 : "::";
-  const a4 = num(r.a4) ?? 0;
+/** skc_rcv_saddr as read (network order bytes in a little-endian u32) as text. */
+function ipv4(a4: number): string {
   return formatIPv4([a4 & 0xff, (a4 >>> 8) & 0xff, (a4 >>> 16) & 0xff, (a4 >>> 24) & 0xff]);
 }
 
-/** Turn one record printed by the program (the inner JSON) into a SocketEvent, or undefined if unusable. */
-export function recordToEvent(r: Record<string, unknown>, now: number): SocketEvent | undefined {
-  const pid = num(r.pid);
-  if (pid === undefined) return undefined;
-  const base = { ts: now, pid, comm: typeof r.comm === "string" ? r.comm : undefined };
-  const family: 4 | 6 = r.fam === 10 ? 6 : 4;
-  const sock = () => ({
-    fd: num(r.fd),
-    sk: typeof r.sk === "string" ? r.sk : undefined,
-    inode: num(r.ino),
-    port: num(r.port),
+/** An L or B record: kind pid fd sk ino port family proto netns a4 [a6]. */
+function opened(f: string[], now: number, kind: "listen" | "bind"): SocketEvent | undefined {
+  const pid = int(f[1]);
+  const port = int(f[5]);
+  if (pid === undefined || port === undefined || f.length < 10) return undefined;
+  const family: 4 | 6 = f[6] === "10" ? 6 : 4;
+  return {
+    ts: now,
+    kind,
+    pid,
+    proto: kind === "listen" ? "tcp" : "udp",
+    fd: int(f[2]),
+    sk: f[3],
+    inode: int(f[4]),
+    port,
     family,
-    addr: addrOf(r, family),
-    netns: num(r.ns),
-    cgroupId: num(r.cg),
-  });
-  switch (r.k) {
+    addr: family === 6 ? (f[10] || "::") : ipv4(int(f[9]) ?? 0),
+    netns: int(f[8]),
+  };
+}
+
+/** One record (without its RS) as a SocketEvent, or undefined when it is not one. */
+export function parseRecord(rec: string, now: number): SocketEvent | undefined {
+  const f = rec.split(" ");
+  const pid = int(f[1]);
+  if (pid === undefined) return undefined;
+  switch (f[0]) {
     case "L":
-      return { ...base, kind: "listen", proto: "tcp", ...sock() };
-    case "LF":
-      return { ...base, kind: "listen", proto: "tcp", fd: num(r.fd), failed: true };
+      return opened(f, now, "listen");
     case "B":
-      return { ...base, kind: "bind", proto: "udp", ...sock() };
+      return opened(f, now, "bind");
+    case "LF":
+      return { ts: now, kind: "listen", pid, proto: "tcp", fd: int(f[2]), failed: true };
     case "U":
-      return {
-        ...base,
-        kind: "unlisten",
-        proto: "tcp",
-        sk: typeof r.sk === "string" ? r.sk : undefined,
-        port: num(r.port),
-        netns: num(r.ns),
-      };
+      return f[2]
+        ? { ts: now, kind: "unlisten", pid, proto: "tcp", sk: f[2], port: int(f[3]), netns: int(f[4]) }
+        : undefined;
     case "C":
-      return {
-        ...base,
-        kind: "close",
-        fd: num(r.fd),
-        sk: typeof r.sk === "string" ? r.sk : undefined,
-        inode: num(r.ino),
-      };
-    case "F":
-      return num(r.child) === undefined ? undefined : { ...base, kind: "fork", childPid: num(r.child) };
+      return f[3] ? { ts: now, kind: "close", pid, fd: int(f[2]), sk: f[3], inode: int(f[4]) } : undefined;
+    case "F": {
+      const child = int(f[2]);
+      return child === undefined ? undefined : { ts: now, kind: "fork", pid, childPid: child };
+    }
     case "X":
-      return { ...base, kind: "exit" };
+      return { ts: now, kind: "exit", pid };
     default:
       return undefined;
   }
 }
 
-/** Classify one line of `bpftrace -f json` output. */
+const ATTACHING = /^Attaching (\d+) probes?/;
+
+/** Everything on one line of bpftrace's stdout. */
 export function parseBpftraceLine(line: string, now = Date.now()): BpftraceLine {
-  let outer: { type?: string; data?: unknown };
-  try {
-    outer = JSON.parse(line);
-  } catch {
-    return { type: "other", text: line };
+  const out: BpftraceLine = { events: [], other: [] };
+  if (line.indexOf(RS) === -1) {
+    if (line === "") return out;
+    const m = ATTACHING.exec(line);
+    if (m) out.attached = Number(m[1]);
+    else out.other.push(line);
+    return out;
   }
-  if (outer.type === "attached_probes") {
-    const probes = (outer.data as { probes?: number })?.probes ?? 0;
-    return { type: "attached", probes };
+  let start = 0;
+  for (let end = line.indexOf(RS); end !== -1; end = line.indexOf(RS, start)) {
+    const rec = line.slice(start, end);
+    start = end + 1;
+    const e = parseRecord(rec, now);
+    if (e) out.events.push(e);
+    else out.other.push(rec);
   }
-  if (outer.type === "printf" && typeof outer.data === "string") {
-    try {
-      const event = recordToEvent(JSON.parse(outer.data), now);
-      if (event) return { type: "event", event };
-    } catch { /* fall through */ }
-  }
-  return { type: "other", text: line };
+  if (start < line.length) out.other.push(line.slice(start));
+  return out;
 }

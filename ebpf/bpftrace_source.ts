@@ -1,6 +1,6 @@
 /**
- * Runs Debian's bpftrace with portwatch's program and reads its JSON output as SocketEvents. Mounts tracefs and
- * debugfs when missing (tracepoints need them).
+ * Runs Debian's bpftrace with portwatch's program and reads its text output (records, see bpftrace_script.ts) as
+ * SocketEvents. Mounts tracefs and debugfs when missing (tracepoints need them).
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -76,6 +76,7 @@ export class BpftraceSource implements SocketEventSource {
   #wake?: () => void;
   #ended?: string;
   #stderr: string[] = [];
+  #attached = false;
 
   constructor(readonly script: string) {}
 
@@ -87,7 +88,7 @@ export class BpftraceSource implements SocketEventSource {
   /** Spawn bpftrace and wait until it is attached. */
   async start(readyTimeoutMs: number): Promise<void> {
     const child = new Deno.Command("bpftrace", {
-      args: ["-f", "json", "-e", this.script],
+      args: ["-f", "text", "-e", this.script],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -105,7 +106,11 @@ export class BpftraceSource implements SocketEventSource {
       for await (const line of readLines(stream)) onLine(line);
     };
     pump(child.stdout, (line) => {
-      if (line.includes('"attached_probes"')) attached();
+      if (!this.#attached && /^Attaching \d+ probe/.test(line)) {
+        this.#attached = true;
+        attached();
+        return;
+      }
       this.#lines.push(line);
       this.#wake?.();
     }).catch(() => {});
@@ -156,7 +161,8 @@ export class BpftraceSource implements SocketEventSource {
         const now = Date.now();
         for (const line of lines) {
           const parsed = parseBpftraceLine(line, now);
-          if (parsed.type === "event") onEvent(parsed.event);
+          for (const e of parsed.events) onEvent(e);
+          for (const text of parsed.other) log.debug("bpftrace: {text}", { text });
         }
       }
       if (this.#ended) return this.#ended;
