@@ -34,7 +34,7 @@ import heapq, json, resource, signal, socket, sys, time
 signal.alarm(900)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 if hard == resource.RLIM_INFINITY or hard > soft: resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-items = json.loads(sys.argv[1])
+items = json.loads(sys.stdin.readline())
 start = time.monotonic() + 0.1
 heap = [(it["at"], 0, i) for i, it in enumerate(items)]
 heapq.heapify(heap)
@@ -69,15 +69,20 @@ print(json.dumps(res), flush=True)
 /** Run the schedule with `wrap` (e.g. an `ip netns exec NS` prefix) and return what happened, in input order. */
 export async function runOpener(items: Opening[], wrap: (cmd: string[]) => string[]): Promise<Opened[]> {
   const span = Math.max(0, ...items.map((i) => i.at + i.hold));
-  const cmd = wrap(["python3", "-c", OPENER_PY, JSON.stringify(items)]);
+  // The schedule goes in on stdin, not argv: the ports' events carry the owner's command line, and a burst of
+  // 1,000 ports in argv would make it ~70 KB, which no real server has (and which would be measured instead).
+  const cmd = wrap(["python3", "-c", OPENER_PY]);
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdout: "piped",
     stderr: "piped",
-    stdin: "null",
+    stdin: "piped",
   })
     .spawn();
   try {
+    const stdin = child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode(JSON.stringify(items) + "\n"));
+    await stdin.close();
     const out = await withDeadline(child.output(), span * 1000 + 30_000, "the port opener");
     if (!out.success) {
       throw new Error(`port opener exited ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`);
