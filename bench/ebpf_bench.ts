@@ -42,6 +42,10 @@ export interface EbpfBenchOptions {
   loadRate: number;
   loadWarmupS: number;
   loadSeconds: number;
+  /** Only these engines (keys: bpftrace, poll, poll0, seed); all when undefined (BENCH_ENGINES=bpftrace,seed). */
+  engines?: string[];
+  /** Extra `deno run` flags for the Deno engines, e.g. --cpu-prof (BENCH_DENO_FLAGS, space-separated). */
+  denoFlags: string[];
 }
 
 /** Options from BENCH_QUICK. */
@@ -56,6 +60,8 @@ export function ebpfOptionsFromEnv(env = Deno.env): EbpfBenchOptions {
     loadRate: 1000,
     loadWarmupS: 2,
     loadSeconds: quick ? 8 : 20,
+    engines: env.get("BENCH_ENGINES")?.split(",").map((s) => s.trim()).filter(Boolean),
+    denoFlags: (env.get("BENCH_DENO_FLAGS") ?? "").split(/\s+/).filter(Boolean),
   };
 }
 
@@ -376,13 +382,20 @@ class Engine {
 /** Where snapshots go: a directory on tmpfs (set by runEbpfBench). */
 let SHM_DIR = "/dev/shm";
 
-function startEngine(res: Resources, ns: NetNs, spec: EngineSpec, dir: string, listenerUrl: string): Engine {
+function startEngine(
+  res: Resources,
+  ns: NetNs,
+  spec: EngineSpec,
+  dir: string,
+  listenerUrl: string,
+  denoFlags: string[],
+): Engine {
   const env: Record<string, string> = { ...spec.env, LISTENER_URL: listenerUrl };
   if (spec.kind === "seed") return res.track(new Engine(spec, startIn(ns, ["bash", SEED_LOOP], env)));
   env.SNAPSHOT_PATH = `${SHM_DIR}/snapshot-${crypto.randomUUID().slice(0, 8)}.json`;
   env.SPOOL_PATH = `${dir}/spool-${crypto.randomUUID().slice(0, 8)}`;
   const main = spec.kind === "bpftrace" ? EBPF_MAIN : WATCHER_MAIN;
-  return res.track(new Engine(spec, startIn(ns, [Deno.execPath(), "run", "-A", main], env)));
+  return res.track(new Engine(spec, startIn(ns, [Deno.execPath(), "run", "-A", ...denoFlags, main], env)));
 }
 
 async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
@@ -644,7 +657,7 @@ async function runEngine(
     const listener = await startListener(res, ns, dir, ["--max-bytes", "0"]);
     const tail = new LogTail(listener.logPath);
     const t0 = performance.now();
-    const engine = startEngine(res, ns, spec, dir, listener.url);
+    const engine = startEngine(res, ns, spec, dir, listener.url, opts.denoFlags);
     try {
       if (spec.kind === "bpftrace") {
         await waitUntil(
@@ -1062,7 +1075,9 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       } µs CPU each`,
     );
     const runs: EngineRun[] = [];
-    for (const spec of ENGINES) runs.push(await runEngine(res, spec, cases, opts, tck));
+    for (const spec of ENGINES.filter((e) => !opts.engines || opts.engines.includes(e.key))) {
+      runs.push(await runEngine(res, spec, cases, opts, tck));
+    }
     const stats = new Map(runs.map((r) => [r.spec.key, groups.map((g) => groupStats(r, cases, g))]));
     const minutes = (performance.now() - t0) / 60_000;
 
