@@ -15,6 +15,19 @@ import { humanLine, toPortEvent } from "./event_build.ts";
 const log = getLogger(["portwatch", "watcher"]);
 const human = getLogger(["portwatch", "ports"]);
 
+/**
+ * The seed's human lines of one report as one log record (one write, not one per event: under a storm of
+ * changes the per-line writes cost more than everything else a report does). The sink prefixes the record
+ * with `[YYYY-MM-DD HH:MM:SS UTC] `; the lines after the first get the same prefix here, so the text is what
+ * one record per line would have written.
+ */
+function logHumanLines(lines: string[]): void {
+  if (lines.length === 0) return;
+  if (lines.length === 1) return human.info("{line}", { line: lines[0] });
+  const prefix = `\n[${new Date().toISOString().replace("T", " ").slice(0, 19)} UTC] `;
+  human.info("{line}", { line: lines.join(prefix) });
+}
+
 /** What a reporter needs. */
 export interface ReporterOptions {
   sink: EventSink;
@@ -86,19 +99,21 @@ export class Reporter {
         proc ? { ...proc } : undefined,
       );
     });
+    const lines: string[] = [];
     for (const e of events) {
-      human.info("{line}", { line: humanLine(e, withWhere) });
+      lines.push(humanLine(e, withWhere));
       if (verbose && e.event === "open") {
         for (const pid of e.pids) {
           const p = resolver.processInfo(pid);
           if (!p) continue;
-          const line =
+          lines.push(
             `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${e.addrs.join(",")}:${e.port} ` +
-            p.cmdline;
-          human.info("{line}", { line });
+              p.cmdline,
+          );
         }
       }
     }
+    logHumanLines(lines);
     this.events += events.length;
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
