@@ -1,0 +1,104 @@
+/**
+ * The PostgreSQL schema, as numbered migrations applied at start. Each start runs the missing ones inside one
+ * transaction that first takes a transaction-level advisory lock, so replicas starting at once apply each
+ * migration exactly once (the others wait, then find nothing to do). Applied versions are kept in
+ * `schema_migrations`. Never edit a released migration: add the next number.
+ *
+ * Schema (version 1):
+ * - `events`: one row per stored record, partitioned by RANGE on `id` (COLLATE "C"). Ids are UUIDv7, whose
+ *   text sorts by creation time, so a daily partition is an id range (see partitions.ts); ids that are not
+ *   UUIDv7 land in `events_default`. The partition is a function of the id, so `UNIQUE (id)` holds across
+ *   partitions: a retry through any replica is found and not stored again. `line` is the compact JSON line
+ *   exactly as the stream and queries return it; `seq` is the store order (assigned under an advisory lock,
+ *   so it is also commit order: see store.ts); the other columns are typed copies of fields the filters use.
+ * - `port_state`: the current state of every port ever seen, keyed like ports_state.ts (host, container_id,
+ *   netns, proto, port; missing values as '' or -1), with `open` false for a closed port (a tombstone: a late,
+ *   older `open` finds a newer version and is ignored). `entry` is the OpenPort JSON without `since`;
+ *   `reopened` tells the upsert that the batch closed and reopened the port (so `since` is not carried over).
+ * @module
+ */
+import type { Sql } from "postgres";
+
+/** One schema step. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Advisory lock key of migrations ("pwmigr" in ASCII). */
+export const MIGRATION_LOCK = 0x70776d696772;
+
+/** Every migration, in order. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "events partitioned by id, port_state",
+    sql: `
+      CREATE SEQUENCE events_seq AS bigint;
+      CREATE TABLE events (
+        seq bigint NOT NULL DEFAULT nextval('events_seq'),
+        id text COLLATE "C" NOT NULL,
+        ts timestamptz NOT NULL,
+        event text,
+        port integer,
+        proto text,
+        source text,
+        host text,
+        container_id text COLLATE "C",
+        container_name text,
+        line text NOT NULL,
+        CONSTRAINT events_id_key UNIQUE (id)
+      ) PARTITION BY RANGE (id);
+      ALTER SEQUENCE events_seq OWNED BY events.seq;
+      CREATE TABLE events_default PARTITION OF events DEFAULT;
+      CREATE INDEX events_seq_idx ON events (seq);
+      CREATE INDEX events_host_idx ON events (host, seq);
+      CREATE INDEX events_container_id_idx ON events (container_id, seq);
+      CREATE INDEX events_container_name_idx ON events (container_name, seq);
+      CREATE INDEX events_port_idx ON events (port, seq);
+      CREATE INDEX events_ts_idx ON events USING brin (ts);
+
+      CREATE TABLE port_state (
+        host text NOT NULL,
+        container_id text COLLATE "C" NOT NULL,
+        netns bigint NOT NULL,
+        proto text NOT NULL,
+        port integer NOT NULL,
+        open boolean NOT NULL,
+        container_name text,
+        observed_at timestamptz NOT NULL,
+        event_id text COLLATE "C" NOT NULL,
+        since text NOT NULL,
+        reopened boolean NOT NULL DEFAULT false,
+        entry text NOT NULL,
+        PRIMARY KEY (host, container_id, netns, proto, port)
+      );
+      CREATE INDEX port_state_container_id_idx ON port_state (container_id) WHERE open;
+      CREATE INDEX port_state_container_name_idx ON port_state (container_name) WHERE open;
+      CREATE INDEX port_state_closed_idx ON port_state (observed_at) WHERE NOT open;
+    `,
+  },
+];
+
+/** Apply the migrations `db` lacks; returns the versions applied by this call (empty when up to date). */
+export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  return await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+    await tx`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`;
+    const done = new Set((await tx`SELECT version FROM schema_migrations`).map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx`INSERT INTO schema_migrations (version, name) VALUES (${m.version}, ${m.name})`;
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * From records to the rows written in one insert transaction: the typed columns of `events`, and one
+ * `port_state` update per port (several events about one port in a batch fold into the newest, since a row
+ * can be updated once per statement). Both go to PostgreSQL as one JSON array each (json_to_recordset).
+ * @module
+ */
+import type { Record_ } from "../validate.ts";
+import type { OpenPort } from "../ports_state.ts";
+
+/** PostgreSQL text cannot hold NUL nor lone surrogates: the typed copies drop them (the line keeps all). */
+function text(v: unknown): string | null {
+  if (typeof v !== "string") return null;
+  let s = v.includes("\u0000") ? v.replaceAll("\u0000", "") : v;
+  if (!s.isWellFormed()) s = s.toWellFormed();
+  return s;
+}
+
+const int = (v: unknown): number | null =>
+  typeof v === "number" && Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? v : null;
+
+/** A row of `events` (without seq). */
+export interface EventRow {
+  id: string;
+  ts: string;
+  event: string | null;
+  port: number | null;
+  proto: string | null;
+  source: string | null;
+  host: string | null;
+  container_id: string | null;
+  container_name: string | null;
+  line: string;
+}
+
+/** The `events` row of record `r` whose compact JSON is `line`. */
+export function eventRow(r: Record_, line: string): EventRow {
+  return {
+    id: text(r.id) ?? "",
+    ts: r.ts,
+    event: text(r.event),
+    port: int(r.port),
+    proto: text(r.proto),
+    source: text(r.source),
+    host: text(r.host),
+    container_id: text(r.container_id),
+    container_name: text(r.container_name),
+    line,
+  };
+}
+
+/** One `port_state` upsert: the newest event of a port in the batch. */
+export interface PortRow {
+  host: string;
+  container_id: string;
+  netns: number;
+  proto: string;
+  port: number;
+  open: boolean;
+  container_name: string | null;
+  observed_at: string;
+  event_id: string;
+  since: string;
+  reopened: boolean;
+  entry: string;
+}
+
+const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
+const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+
+/** The event's version: its watcher time (else listener time), as ms, then its id. */
+function version(r: Record_): { ms: number; id: string } {
+  const t = typeof r.observed_at === "string" ? Date.parse(r.observed_at) : NaN;
+  return { ms: Number.isNaN(t) ? Date.parse(r.ts) : t, id: r.id };
+}
+
+function older(a: { ms: number; id: string }, b: { ms: number; id: string }): number {
+  return a.ms - b.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The port key columns of a record (missing values as '' or -1, like ports_state.ts's key). */
+function keyOf(r: Record_): string {
+  return `${r.host ?? ""}\u0000${r.container_id ?? ""}\u0000${r.netns ?? ""}\u0000${
+    r.proto ?? ""
+  }\u0000${r.port}`;
+}
+
+/** True when `r` is about a port (an open or close with a numeric port). */
+export function isPortEvent(r: Record<string, unknown>): boolean {
+  return typeof r.port === "number" && (r.event === "open" || r.event === "close");
+}
+
+/** The OpenPort fields of an open event, `since` left to the database. */
+function entryOf(r: Record_): Omit<OpenPort, "since"> {
+  return {
+    host: str(r.host),
+    container_id: str(r.container_id),
+    container_name: str(r.container_name),
+    netns: num(r.netns),
+    proto: str(r.proto),
+    port: r.port as number,
+    family: num(r.family),
+    addrs: Array.isArray(r.addrs) ? r.addrs as string[] : [],
+    pids: Array.isArray(r.pids) ? r.pids as number[] : [],
+    process: r.process ?? null,
+    source: str(r.source),
+    ts: String(r.ts),
+    event_id: String(r.id),
+  };
+}
+
+/**
+ * One update per port touched by `records`, sorted by key (a fixed lock order). The update carries the newest
+ * event (by observed_at, then id); `since` is the watcher time of the first open of the trailing run of opens,
+ * and `reopened` says whether a close came before that run within the batch.
+ */
+export function portRows(records: readonly Record_[]): PortRow[] {
+  const byKey = new Map<string, Record_[]>();
+  for (const r of records) {
+    if (!isPortEvent(r)) continue;
+    const k = keyOf(r);
+    const list = byKey.get(k);
+    if (list) list.push(r);
+    else byKey.set(k, [r]);
+  }
+  const out: PortRow[] = [];
+  for (const [key, list] of [...byKey].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    void key;
+    const versions = list.map((r) => ({ r, v: version(r) })).sort((a, b) => older(a.v, b.v));
+    const last = versions[versions.length - 1];
+    let runStart = versions.length - 1;
+    while (runStart > 0 && versions[runStart - 1].r.event === "open") runStart--;
+    const first = versions[runStart].r;
+    const r = last.r;
+    out.push({
+      host: text(r.host) ?? "",
+      container_id: text(r.container_id) ?? "",
+      netns: typeof r.netns === "number" ? r.netns : -1,
+      proto: text(r.proto) ?? "",
+      port: r.port as number,
+      open: r.event === "open",
+      container_name: text(r.container_name),
+      observed_at: new Date(last.v.ms).toISOString(),
+      event_id: r.id,
+      since: text(str(first.observed_at) ?? String(first.ts)) ?? "",
+      reopened: runStart > 0,
+      entry: JSON.stringify(entryOf(r)),
+    });
+  }
+  return out;
+}
+
+/** An OpenPort from a `port_state` row's `entry` and `since`, fields in the file store's order. */
+export function openPortOf(entry: string, since: string): OpenPort {
+  const e = JSON.parse(entry) as Omit<OpenPort, "since">;
+  return {
+    host: e.host,
+    container_id: e.container_id,
+    container_name: e.container_name,
+    netns: e.netns,
+    proto: e.proto,
+    port: e.port,
+    family: e.family,
+    addrs: e.addrs,
+    pids: e.pids,
+    process: e.process,
+    source: e.source,
+    since,
+    ts: e.ts,
+    event_id: e.event_id,
+  };
+}

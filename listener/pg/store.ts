@@ -1,0 +1,205 @@
+/**
+ * The PostgreSQL store (`STORE_URL=postgres://...`): the same API as the file store, shared by listener
+ * replicas. Writes go through group commit (writer.ts), the live stream through LISTEN/NOTIFY plus polling
+ * (live.ts), the schema through migrations.ts, partitions and retention through partitions.ts. When the
+ * database is down, calls reject with StoreUnavailableError (the API answers 503 with Retry-After) and the
+ * `postgres` client reconnects by itself once it is back.
+ * @module
+ */
+import postgres, { type Sql } from "postgres";
+import type { Registry } from "../../events/metrics.ts";
+import type { EventFilter } from "../filter.ts";
+import type { OpenPort } from "../ports_state.ts";
+import type { Record_ } from "../validate.ts";
+import type { IngestResult, Store, StoredEntry, StoreHooks } from "../store_api.ts";
+import { migrate } from "./migrations.ts";
+import { maintainPartitions, type MaintenanceReport } from "./partitions.ts";
+import { GroupWriter, type WriterOptions } from "./writer.ts";
+import { LiveFeed, rowsAfter } from "./live.ts";
+import { eventsWhere, portsWhere } from "./sql_filter.ts";
+import { openPortOf } from "./rows.ts";
+import { toStoreError } from "./errors.ts";
+import { registerPgMetrics } from "./metrics.ts";
+
+/** How the PostgreSQL store connects and keeps data. */
+export interface PgStoreOptions extends WriterOptions {
+  /** `postgres://user:password@host:port/database`. */
+  url: string;
+  /** Days of events kept (whole daily partitions are dropped); 0 keeps everything. */
+  retentionDays: number;
+  /** Connections in the pool (default 10; LISTEN uses one more). */
+  poolSize?: number;
+  /** Interval of the stream's fallback polling, ms (default 1000). */
+  pollMs?: number;
+  /** Interval of partition maintenance, ms (default 1 hour). */
+  maintenanceMs?: number;
+  /** How long start-up retries an unreachable database, ms (default 30 s). */
+  startTimeoutMs?: number;
+  /** Where errors that are handled (logged, retried) are reported. */
+  onError?: (what: string, e: unknown) => void;
+}
+
+/** What opening the store did. */
+export interface PgOpenReport {
+  /** Migration versions applied by this start (empty when the schema was up to date). */
+  migrated: number[];
+  maintenance: MaintenanceReport;
+}
+
+/** A `postgres` client with the settings the store uses. */
+export function connect(url: string, max = 10): Sql {
+  return postgres(url, {
+    max,
+    connect_timeout: 5,
+    idle_timeout: 300,
+    onnotice: () => {},
+    connection: { application_name: "portwatch-listener" },
+  });
+}
+
+/** The PostgreSQL store. */
+export class PgStore implements Store {
+  readonly kind = "postgres";
+  hooks: StoreHooks = {};
+  readonly writer: GroupWriter;
+  readonly live: LiveFeed;
+  /** Counters for metrics. */
+  readonly counters = { queryErrors: 0, maintenanceErrors: 0 };
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  private constructor(readonly sql: Sql, readonly options: PgStoreOptions) {
+    this.writer = new GroupWriter(sql, () => this.hooks, options);
+    this.live = new LiveFeed(sql, options.pollMs ?? 1000, (e) => options.onError?.("live stream", e));
+    this.writer.onStored = (seq) => this.live.advance(seq);
+  }
+
+  /** Connect, migrate (retrying an unreachable database until the start timeout), create partitions. */
+  static async open(options: PgStoreOptions): Promise<{ store: PgStore; report: PgOpenReport }> {
+    const sql = connect(options.url, options.poolSize ?? 10);
+    const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+    try {
+      let migrated: number[];
+      for (;;) {
+        try {
+          migrated = await migrate(sql);
+          break;
+        } catch (e) {
+          const err = toStoreError(e, "start");
+          if (!(err instanceof Error && err.name === "StoreUnavailableError") || Date.now() > deadline) {
+            throw e;
+          }
+          options.onError?.("start", e);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      const store = new PgStore(sql, options);
+      const maintenance = await store.maintain();
+      await store.live.start();
+      store.#timer = setInterval(() => {
+        store.maintain().catch((e) => {
+          store.counters.maintenanceErrors++;
+          options.onError?.("partition maintenance", e);
+        });
+      }, options.maintenanceMs ?? 3_600_000);
+      return { store, report: { migrated, maintenance } };
+    } catch (e) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Create partitions ahead and apply the retention now (`now` for tests). */
+  maintain(now = Date.now()): Promise<MaintenanceReport> {
+    return maintainPartitions(this.sql, { now, retentionDays: this.options.retentionDays });
+  }
+
+  /** Store records; resolves once they are committed. */
+  ingest(records: Record_[]): Promise<IngestResult> {
+    if (this.#closed) return Promise.reject(new Error("the store is closed"));
+    if (this.writer.queued > this.writer.maxQueued) {
+      return Promise.reject(
+        toStoreError({ code: "53000", message: "too many events waiting for PostgreSQL" }, "ingest"),
+      );
+    }
+    return this.writer.write(records);
+  }
+
+  async #read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      this.counters.queryErrors++;
+      throw toStoreError(e, what);
+    }
+  }
+
+  /** Records matching `filter`, newest first (desc) or oldest first (asc), at most `limit`. */
+  query(filter: EventFilter, limit: number, order: "asc" | "desc"): Promise<Record<string, unknown>[]> {
+    return this.#read("query", async () => {
+      const sql = this.sql;
+      const rows = await sql`
+        SELECT line FROM events WHERE ${eventsWhere(sql, filter)}
+        ORDER BY seq ${order === "asc" ? sql`ASC` : sql`DESC`} LIMIT ${limit}`;
+      return rows.map((r) => JSON.parse(String(r.line)));
+    });
+  }
+
+  /** Ports open now matching `filter`, sorted like the file store's. */
+  openPorts(filter: EventFilter): Promise<OpenPort[]> {
+    return this.#read("ports", async () => {
+      const rows = await this.sql`SELECT entry, since FROM port_state WHERE ${portsWhere(this.sql, filter)}`;
+      const out: OpenPort[] = [];
+      for (const r of rows) {
+        const p = openPortOf(String(r.entry), String(r.since));
+        if (filter.since && p.since < filter.since) continue;
+        if (filter.until && p.since >= filter.until) continue;
+        out.push(p);
+      }
+      return out.sort((a, b) =>
+        (a.host ?? "").localeCompare(b.host ?? "") ||
+        (a.container_name ?? a.container_id ?? "").localeCompare(b.container_name ?? b.container_id ?? "") ||
+        (a.proto ?? "").localeCompare(b.proto ?? "") || a.port - b.port
+      );
+    });
+  }
+
+  /** Rows committed from now on by any replica, in seq order. */
+  subscribe(fn: (entry: StoredEntry) => void): () => void {
+    return this.live.subscribe(fn);
+  }
+
+  /** Number of live subscribers on this replica. */
+  get subscribers(): number {
+    return this.live.size;
+  }
+
+  /** Rows after the one with `lastId` (every retained row when it is unknown), oldest first. */
+  async *replayAfter(lastId: string): AsyncGenerator<StoredEntry> {
+    const [found] = await this.#read("replay", () => this.sql`SELECT seq FROM events WHERE id = ${lastId}`);
+    let cursor = found ? Number(found.seq) : 0;
+    for (;;) {
+      const rows = await this.#read("replay", () => rowsAfter(this.sql, cursor, 1000));
+      for (const r of rows) {
+        cursor = r.seq;
+        yield { id: r.id, record: r.record, line: r.line };
+      }
+      if (rows.length < 1000) return;
+    }
+  }
+
+  /** Commit durations, batch sizes, errors, queue and stream gauges. */
+  registerMetrics(registry: Registry): void {
+    registerPgMetrics(registry, this);
+  }
+
+  /** Let queued writes finish, stop the timers and close the connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.writer.drain();
+    await this.live.close();
+    await this.sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Group commit into PostgreSQL. Concurrent ingest calls of one replica queue their records; one transaction
+ * takes everything queued (up to `maxBatch` records) and writes it with one multi-row INSERT ... ON CONFLICT
+ * (id) DO NOTHING RETURNING plus one `port_state` upsert, then NOTIFY; a call resolves only after that commit.
+ *
+ * Order and duplicates: every insert transaction first takes one transaction-level advisory lock, so insert
+ * transactions (of every replica) run one at a time and `seq` order is commit order: a reader that has seen
+ * seq N has seen every committed seq below N (the live stream relies on it). An id repeated within a batch or
+ * already stored (through any replica) is acknowledged as a duplicate and stored once.
+ * @module
+ */
+import type { Sql } from "postgres";
+import type { Record_ } from "../validate.ts";
+import type { IngestResult, StoreHooks } from "../store_api.ts";
+import { type EventRow, eventRow, portRows } from "./rows.ts";
+import { toStoreError } from "./errors.ts";
+
+/** Advisory lock key that serializes insert transactions ("pwseq"). */
+export const INSERT_LOCK = 0x7077736571;
+
+/** The channel the writer notifies after each commit; the payload is the highest seq assigned so far. */
+export const CHANNEL = "portwatch_events";
+
+interface Pending {
+  records: Record_[];
+  resolve(r: IngestResult): void;
+  reject(e: unknown): void;
+}
+
+/** What one commit did, for metrics. */
+export interface CommitStats {
+  seconds: number;
+  rows: number;
+  ok: boolean;
+}
+
+/** Options of {@link GroupWriter}. */
+export interface WriterOptions {
+  /** Most records in one transaction (default 5000). */
+  maxBatch?: number;
+  /** Transactions in flight at once from this replica (default 2: one commits while the next is sent). */
+  inFlight?: number;
+  /** Most records queued before new calls are refused as unavailable (default 200000). */
+  maxQueued?: number;
+}
+
+/** Batches concurrent ingest calls into shared transactions. */
+export class GroupWriter {
+  #queue: Pending[] = [];
+  #queued = 0;
+  #running = 0;
+  readonly maxBatch: number;
+  readonly inFlight: number;
+  readonly maxQueued: number;
+  /** Called after every commit attempt. */
+  onCommit?: (s: CommitStats) => void;
+  /** Called with the highest seq of each successful commit. */
+  onStored?: (maxSeq: number) => void;
+
+  constructor(readonly sql: Sql, readonly hooks: () => StoreHooks, opts: WriterOptions = {}) {
+    this.maxBatch = opts.maxBatch ?? 5000;
+    this.inFlight = opts.inFlight ?? 2;
+    this.maxQueued = opts.maxQueued ?? 200_000;
+  }
+
+  /** Records waiting for a transaction. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Store `records`; resolves after the commit that holds them. */
+  write(records: Record_[]): Promise<IngestResult> {
+    if (records.length === 0) return Promise.resolve({ stored: 0, duplicates: 0, ids: [] });
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ records, resolve, reject });
+      this.#queued += records.length;
+      this.#pump();
+    });
+  }
+
+  /** Resolves once nothing is queued or being committed. */
+  async drain(): Promise<void> {
+    while (this.#running > 0 || this.#queue.length > 0) {
+      await new Promise<void>((r) => this.#idle.push(r));
+    }
+  }
+
+  #idle: (() => void)[] = [];
+
+  #pump(): void {
+    while (this.#running < this.inFlight && this.#queue.length > 0) {
+      const batch: Pending[] = [];
+      let n = 0;
+      while (this.#queue.length > 0 && (n === 0 || n + this.#queue[0].records.length <= this.maxBatch)) {
+        const p = this.#queue.shift()!;
+        batch.push(p);
+        n += p.records.length;
+      }
+      this.#queued -= n;
+      this.#running++;
+      this.#commit(batch, n).finally(() => {
+        this.#running--;
+        this.#pump();
+        if (this.#running === 0 && this.#queue.length === 0) {
+          for (const r of this.#idle.splice(0)) r();
+        }
+      });
+    }
+  }
+
+  async #commit(batch: Pending[], n: number): Promise<void> {
+    // The first occurrence of each id is written; later ones (same batch) are duplicates.
+    const first = new Map<string, Record_>();
+    const rows: EventRow[] = [];
+    const unique: Record_[] = [];
+    for (const p of batch) {
+      for (const r of p.records) {
+        if (first.has(r.id)) continue;
+        first.set(r.id, r);
+        unique.push(r);
+        rows.push(eventRow(r, JSON.stringify(r)));
+      }
+    }
+    const ports = portRows(unique);
+    const t0 = performance.now();
+    let inserted: Map<string, number>;
+    try {
+      const results = await this.sql.begin((tx) => [
+        tx`SELECT pg_advisory_xact_lock(${INSERT_LOCK})`,
+        tx`
+          INSERT INTO events (id, ts, event, port, proto, source, host, container_id, container_name, line)
+          SELECT id, ts, event, port, proto, source, host, container_id, container_name, line
+          FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x(
+            id text, ts timestamptz, event text, port integer, proto text, source text, host text,
+            container_id text, container_name text, line text)
+          ON CONFLICT (id) DO NOTHING
+          RETURNING id, seq`,
+        ports.length === 0 ? tx`SELECT 1` : tx`
+          INSERT INTO port_state AS p (host, container_id, netns, proto, port, open, container_name,
+            observed_at, event_id, since, reopened, entry)
+          SELECT * FROM json_to_recordset(${JSON.stringify(ports)}::text::json) AS x(
+            host text, container_id text, netns bigint, proto text, port integer, open boolean,
+            container_name text, observed_at timestamptz, event_id text, since text, reopened boolean,
+            entry text)
+          ON CONFLICT (host, container_id, netns, proto, port) DO UPDATE SET
+            open = excluded.open,
+            container_name = excluded.container_name,
+            observed_at = excluded.observed_at,
+            event_id = excluded.event_id,
+            since = CASE WHEN excluded.open AND p.open AND NOT excluded.reopened THEN p.since
+                         ELSE excluded.since END,
+            reopened = excluded.reopened,
+            entry = excluded.entry
+          WHERE (excluded.observed_at, excluded.event_id) > (p.observed_at, p.event_id)`,
+        tx`SELECT pg_notify(${CHANNEL}, (SELECT last_value FROM events_seq)::text) AS n, 
+               (SELECT last_value FROM events_seq) AS last`,
+      ]);
+      const ret = results[1] as unknown as { id: string; seq: string }[];
+      inserted = new Map(ret.map((r) => [r.id, Number(r.seq)]));
+      this.onCommit?.({ seconds: (performance.now() - t0) / 1000, rows: n, ok: true });
+      const last = Number((results[3] as unknown as { last: string }[])[0].last);
+      this.onStored?.(last);
+    } catch (e) {
+      this.onCommit?.({ seconds: (performance.now() - t0) / 1000, rows: n, ok: false });
+      const err = toStoreError(e, "insert");
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    const hooks = this.hooks();
+    const stored = unique.filter((r) => inserted.has(r.id)).sort((a, b) =>
+      inserted.get(a.id)! - inserted.get(b.id)!
+    );
+    // Each inserted id is credited to the first call that carried it; every other occurrence is a duplicate.
+    const credited = new Set<string>();
+    for (const p of batch) {
+      let s = 0, d = 0;
+      for (const r of p.records) {
+        if (inserted.has(r.id) && first.get(r.id) === r && !credited.has(r.id)) {
+          credited.add(r.id);
+          s++;
+        } else {
+          d++;
+          hooks.duplicate?.(r);
+        }
+      }
+      p.resolve({ stored: s, duplicates: d, ids: p.records.map((r) => r.id) });
+    }
+    if (stored.length > 0) hooks.stored?.(stored);
+  }
+}
