@@ -4,8 +4,10 @@
  *
  * Bounded: two generations of at most capacity/2 ids each; when the young one fills up, the old one is dropped
  * whole, so at least the last capacity/2 ids (and at most capacity) are remembered, with no per-id eviction.
- * Keys are a 30-bit FNV-1a hash of the id (a small integer key), with the id itself kept to confirm a match:
- * hashing a freshly parsed string for a Set or Map costs V8 several times more than this.
+ * Each generation is an open-addressing hash table in typed arrays, keyed by a 30-bit FNV-1a hash of the id,
+ * with the id kept to confirm a match: no object and no Map entry per id (a Map of 200,000 entries costs V8
+ * several times the memory, and hashing a freshly parsed string for a Map more than this), and nothing for
+ * the garbage collector to trace but the id strings.
  * @module
  */
 
@@ -15,8 +17,6 @@ export interface IdEntry {
   /** Resolves when the record with this id is durable; rejects if its write failed. */
   done: Promise<void>;
 }
-
-type Slot = IdEntry | IdEntry[];
 
 /** FNV-1a over the UTF-16 code units, folded to a non-negative small integer. */
 export function idHash(id: string): number {
@@ -28,29 +28,76 @@ export function idHash(id: string): number {
   return x >>> 2;
 }
 
-function find(map: Map<number, Slot>, h: number, id: string): IdEntry | undefined {
-  const slot = map.get(h);
-  if (slot === undefined) return undefined;
-  if (!Array.isArray(slot)) return slot.id === id ? slot : undefined;
-  return slot.find((e) => e.id === id);
+/** One generation: up to `capacity` ids in insertion slots, indexed by a linear-probing table of slot + 1. */
+class Generation {
+  readonly table: Int32Array;
+  readonly hashes: Int32Array;
+  readonly ids: (string | undefined)[];
+  readonly dones: (Promise<void> | undefined)[];
+  readonly mask: number;
+  count = 0;
+
+  constructor(readonly capacity: number) {
+    let size = 8;
+    while (size < capacity * 2) size *= 2; // at most half full: short probes
+    this.table = new Int32Array(size);
+    this.mask = size - 1;
+    this.hashes = new Int32Array(capacity);
+    this.ids = new Array(capacity).fill(undefined);
+    this.dones = new Array(capacity).fill(undefined);
+  }
+
+  /** The slot holding `id` (hash `h`), or -1. */
+  find(h: number, id: string): number {
+    const { table, hashes, ids, mask } = this;
+    for (let i = h & mask;; i = (i + 1) & mask) {
+      const s = table[i];
+      if (s === 0) return -1;
+      if (hashes[s - 1] === h && ids[s - 1] === id) return s - 1;
+    }
+  }
+
+  insert(h: number, id: string, done: Promise<void>): void {
+    const slot = this.count++;
+    this.hashes[slot] = h;
+    this.ids[slot] = id;
+    this.dones[slot] = done;
+    const { table, mask } = this;
+    let i = h & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = slot + 1;
+  }
+
+  clear(): void {
+    this.table.fill(0);
+    this.ids.fill(undefined, 0, this.count);
+    this.dones.fill(undefined, 0, this.count);
+    this.count = 0;
+  }
 }
 
 /** A window of recent ids. */
 export class IdWindow {
-  #young = new Map<number, Slot>();
-  #old = new Map<number, Slot>();
-  #youngCount = 0;
-  #oldCount = 0;
-  readonly #half: number;
+  #young: Generation;
+  #old: Generation;
 
   constructor(readonly capacity: number) {
-    this.#half = Math.max(1, Math.ceil(capacity / 2));
+    const half = Math.max(1, Math.ceil(capacity / 2));
+    this.#young = new Generation(half);
+    this.#old = new Generation(half);
   }
 
   /** The entry for `id` if it was added recently. */
   get(id: string): IdEntry | undefined {
     const h = idHash(id);
-    return find(this.#young, h, id) ?? find(this.#old, h, id);
+    let g = this.#young;
+    let slot = g.find(h, id);
+    if (slot < 0) {
+      g = this.#old;
+      slot = g.find(h, id);
+      if (slot < 0) return undefined;
+    }
+    return { id, done: g.dones[slot]! };
   }
 
   /** True when `id` was added recently. */
@@ -61,39 +108,29 @@ export class IdWindow {
   /** Remember `id`, stored (or being stored) as `done` tells. */
   add(id: string, done: Promise<void>): void {
     if (this.capacity === 0) return;
-    if (this.#youngCount >= this.#half) {
+    if (this.#young.count >= this.#young.capacity) {
+      const dropped = this.#old;
       this.#old = this.#young;
-      this.#oldCount = this.#youngCount;
-      this.#young = new Map();
-      this.#youngCount = 0;
+      dropped.clear();
+      this.#young = dropped;
     }
-    const h = idHash(id);
-    const entry: IdEntry = { id, done };
-    const slot = this.#young.get(h);
-    if (slot === undefined) this.#young.set(h, entry);
-    else if (Array.isArray(slot)) slot.push(entry);
-    else this.#young.set(h, [slot, entry]);
-    this.#youngCount++;
+    this.#young.insert(idHash(id), id, done);
   }
 
   /** Forget `id` (its write failed, so a retry must store it). */
   delete(id: string): void {
     const h = idHash(id);
-    for (const map of [this.#young, this.#old]) {
-      const slot = map.get(h);
-      if (slot === undefined) continue;
-      if (!Array.isArray(slot)) {
-        if (slot.id === id) map.delete(h);
-      } else {
-        const rest = slot.filter((e) => e.id !== id);
-        if (rest.length === 0) map.delete(h);
-        else map.set(h, rest.length === 1 ? rest[0] : rest);
+    for (const g of [this.#young, this.#old]) {
+      // The slot stays in the probe chain, but no id matches it any more.
+      for (let slot = g.find(h, id); slot >= 0; slot = g.find(h, id)) {
+        g.ids[slot] = undefined;
+        g.dones[slot] = undefined;
       }
     }
   }
 
   /** How many ids are remembered (approximately, after deletes). */
   get size(): number {
-    return this.#youngCount + this.#oldCount;
+    return this.#young.count + this.#old.count;
   }
 }
