@@ -49,6 +49,23 @@ export class PortsState {
       return;
     }
     const prev = this.#open.get(key);
+    const ts = String(r.ts);
+    if (prev) {
+      // Refreshed in place: no new entry for a port that is already open (the common case under load).
+      prev.host = str(r.host);
+      prev.container_id = str(r.container_id);
+      prev.container_name = str(r.container_name);
+      prev.netns = num(r.netns);
+      prev.proto = str(r.proto);
+      prev.family = num(r.family);
+      prev.addrs = Array.isArray(r.addrs) ? r.addrs as string[] : [];
+      prev.pids = Array.isArray(r.pids) ? r.pids as number[] : [];
+      prev.process = r.process ?? null;
+      prev.source = str(r.source);
+      prev.ts = ts;
+      prev.event_id = String(r.id);
+      return;
+    }
     this.#open.set(key, {
       host: str(r.host),
       container_id: str(r.container_id),
@@ -61,8 +78,8 @@ export class PortsState {
       pids: Array.isArray(r.pids) ? r.pids as number[] : [],
       process: r.process ?? null,
       source: str(r.source),
-      since: prev?.since ?? str(r.observed_at) ?? String(r.ts),
-      ts: String(r.ts),
+      since: str(r.observed_at) ?? ts,
+      ts,
       event_id: String(r.id),
     });
   }
