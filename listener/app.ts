@@ -100,8 +100,8 @@ export function createApp(store: Store, options: AppOptions): Hono {
     async (c) => {
       let records;
       try {
-        const { items } = parseBody(await c.req.text(), c.req.header("content-type"));
-        records = toRecords(items, new Date().toISOString());
+        const { items, texts } = parseBody(await c.req.text(), c.req.header("content-type"));
+        records = toRecords(items, new Date().toISOString(), texts);
       } catch (e) {
         if (e instanceof BodyError) return c.json({ ok: false, error: e.message, ...e.detail }, e.status);
         if (e instanceof ValidationError) {

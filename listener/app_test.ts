@@ -90,6 +90,35 @@ Deno.test("POST /ingest: NDJSON batches", async () => {
   });
 });
 
+Deno.test("POST /ingest: NDJSON lines written through and serialised alike: compact, ts then id; ids deduped", async () => {
+  await withApp(async ({ app, store }) => {
+    const { id: _, ...noId } = sampleEvent({ port: 7001 });
+    const withId = sampleEvent({ port: 7002 });
+    const idLast = { ...sampleEvent({ port: 7003 }), id: "id-last" };
+    const spaced = sampleEvent({ port: 7004, container_name: "my web" });
+    const body = [noId, withId, idLast, spaced].map((e) => JSON.stringify(e)).join("\r\n") + "\n";
+    const post = () =>
+      app.request("/ingest", { method: "POST", headers: { "content-type": "application/x-ndjson" }, body });
+    const [a, b] = await Promise.all([post(), post()]); // the same ids, concurrently
+    const [ra, rb] = [await a.json(), await b.json()];
+    assert.equal(ra.stored + rb.stored, 5, "the event without an id gets a new one each time");
+    assert.equal(ra.duplicates + rb.duplicates, 3);
+    const text = await Deno.readTextFile(store.options.path);
+    const lines = text.split("\n").slice(0, -1);
+    assert.equal(lines.length, 5);
+    for (const line of lines) {
+      const { ts, id, ...rest } = JSON.parse(line);
+      assert.equal(line, JSON.stringify({ ts, id, ...rest }), "compact, ts first, then id");
+    }
+    const stored = lines.map((l) => JSON.parse(l));
+    assert.deepEqual(stored.map((r) => r.port).sort(), [7001, 7001, 7002, 7003, 7004].sort());
+    assert.equal(stored.find((r) => r.port === 7004).container_name, "my web");
+    // The in-memory records answer queries with the same fields, ts first.
+    const res = await (await app.request("/events?limit=10&order=asc")).json();
+    assert.deepEqual(res.events.map((e: Record<string, unknown>) => JSON.stringify(e)), lines);
+  });
+});
+
 Deno.test("POST /ingest: bodies over LISTENER_BODY_LIMIT get 413, with and without Content-Length", async () => {
   await withApp(async ({ app, store }) => {
     const big = JSON.stringify(sampleEvent({ pad: "x".repeat(3000) }));

@@ -24,6 +24,12 @@ export type BodyKind = "json" | "ndjson" | "text";
 export interface ParsedBody {
   kind: BodyKind;
   items: Record<string, unknown>[];
+  /**
+   * The text each item was parsed from, when it stood alone (an NDJSON line without its line end, or a body
+   * that is one JSON object, trimmed), else undefined; the store may write such text through instead of
+   * serialising the item again (see validate.ts).
+   */
+  texts?: (string | undefined)[];
 }
 
 const NDJSON_TYPES = new Set([
@@ -56,7 +62,10 @@ export function parseBody(text: string, contentType: string | null | undefined):
   if (text.trim() === "") {
     throw new BodyError(400, "empty body: send a JSON event, a JSON array of events, or NDJSON lines");
   }
-  if (NDJSON_TYPES.has(type)) return { kind: "ndjson", items: parseNdjson(text) };
+  if (NDJSON_TYPES.has(type)) {
+    const texts: string[] = [];
+    return { kind: "ndjson", items: parseNdjson(text, texts), texts };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -77,11 +86,15 @@ export function parseBody(text: string, contentType: string | null | undefined):
     });
     return { kind: "json", items: value as Record<string, unknown>[] };
   }
-  return { kind: "json", items: [asItem(value)] };
+  const item = asItem(value);
+  return { kind: "json", items: [item], texts: item === value ? [text.trim()] : undefined };
 }
 
-/** NDJSON: one JSON object per line; blank lines are skipped; the first bad line rejects the whole body. */
-export function parseNdjson(text: string): Record<string, unknown>[] {
+/**
+ * NDJSON: one JSON object per line; blank lines are skipped; the first bad line rejects the whole body. When
+ * `texts` is given, the text of each item's line (without "\r\n" or "\n") is pushed to it, item for item.
+ */
+export function parseNdjson(text: string, texts?: string[]): Record<string, unknown>[] {
   const items: Record<string, unknown>[] = [];
   let start = 0;
   let lineNo = 0;
@@ -110,6 +123,7 @@ export function parseNdjson(text: string): Record<string, unknown>[] {
         });
       }
       items.push(value as Record<string, unknown>);
+      texts?.push(line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line);
     }
     start = end + 1;
   }

@@ -11,7 +11,7 @@ import { IdWindow } from "./id_window.ts";
 import { type Entry, RecentLog } from "./recent.ts";
 import { PortsState } from "./ports_state.ts";
 import { type EventFilter, matches } from "./filter.ts";
-import type { Record_ } from "./validate.ts";
+import { FRESH_ID, LINE, type Record_ } from "./validate.ts";
 import type { OpenPort } from "./ports_state.ts";
 import type { Registry } from "../events/metrics.ts";
 import type { IngestResult, Store, StoreHooks } from "./store_api.ts";
@@ -65,7 +65,7 @@ export class EventStore implements Store {
     for await (const { line, record } of readRecords(options.path)) {
       const id = typeof record.id === "string" ? record.id : `line-${indexed}`;
       store.#window.add(id, DURABLE);
-      store.recent.push(id, record, line);
+      store.recent.push(id, line);
       store.ports.apply(record);
       indexed++;
     }
@@ -90,7 +90,8 @@ export class EventStore implements Store {
     });
     written.catch(() => {}); // observed through `waits` or by the requests that found these ids
     for (const r of records) {
-      const known = this.#window.get(r.id);
+      // An id made by validation just now cannot be known: only the ids clients chose are looked up.
+      const known = r[FRESH_ID] ? undefined : this.#window.get(r.id);
       if (known) {
         duplicates++;
         this.hooks.duplicate?.(r);
@@ -101,13 +102,19 @@ export class EventStore implements Store {
       fresh.push(r);
     }
     if (fresh.length > 0) {
-      const lines = fresh.map((r) => JSON.stringify(r));
+      // The line validation built from the client's own text when it could, else the record serialised.
+      const lines = new Array<string>(fresh.length);
+      for (let i = 0; i < fresh.length; i++) lines[i] = fresh[i][LINE] ?? JSON.stringify(fresh[i]);
       const write = this.writer.append(encoder.encode(lines.join("\n") + "\n"), () => {
+        const live = this.#subscribers.size > 0;
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
           this.ports.apply(r);
-          const entry = this.recent.push(r.id, r, lines[i]);
-          for (const s of this.#subscribers) s(entry);
+          const seq = this.recent.push(r.id, lines[i]);
+          if (live) {
+            const entry: Entry = { seq, id: r.id, record: r, line: lines[i] };
+            for (const s of this.#subscribers) s(entry);
+          }
         }
         this.counters.stored += fresh.length;
         this.hooks.stored?.(fresh);

@@ -30,8 +30,26 @@ export class ValidationError extends Error {
   }
 }
 
-/** A record ready to store: `ts` and `id` first, then the item's fields. */
-export type Record_ = { ts: string; id: string; [key: string]: unknown };
+/**
+ * The record's log line, when validation could build it from the client's own text (see {@link toRecords});
+ * a symbol, so JSON.stringify, `for...in` and Object.keys never see it. Stores that write JSON lines may
+ * use it; others ignore it.
+ */
+export const LINE: unique symbol = Symbol("portwatch.line");
+/** Set (true) on a record whose id was made here, just now: it cannot have been stored before. */
+export const FRESH_ID: unique symbol = Symbol("portwatch.freshId");
+
+/**
+ * A record ready to store: `ts` and `id` first, then the item's fields. A record from the fast path keeps the
+ * item's key order in memory (ts and id last); its {@link LINE} has ts and id first, as every stored line does.
+ */
+export type Record_ = {
+  ts: string;
+  id: string;
+  [key: string]: unknown;
+  [LINE]?: string;
+  [FRESH_ID]?: true;
+};
 
 const MAX_ISSUES = 20;
 
@@ -40,19 +58,67 @@ export function isEventItem(item: Record<string, unknown>): boolean {
   return "event" in item;
 }
 
+/** Whitespace JSON allows between tokens (any of it, even inside a string, sends an item to the slow path). */
+const WHITESPACE = /[ \t\r\n]/;
+
+/**
+ * The log line for a valid event from its client's text `text`, or undefined when that text cannot be written
+ * through as it is: `{"ts":"<ts>",` spliced in front of the text (and `"id":"<id>",` for a new id), which is
+ * what JSON.stringify would make of the record when the text is compact and its id, if any, comes first.
+ */
+function lineFrom(
+  text: string,
+  ts: string,
+  id: string | undefined,
+  newId: string | undefined,
+): string | undefined {
+  if (text.charCodeAt(0) !== 123 || WHITESPACE.test(text)) return undefined; // "{"
+  if (newId !== undefined) return `{"ts":"${ts}","id":"${newId}",${text.slice(1)}`;
+  const head = `{"id":${JSON.stringify(id)}`;
+  if (!text.startsWith(head) || text.charCodeAt(head.length) !== 44) return undefined; // ","
+  return `{"ts":"${ts}",${text.slice(1)}`;
+}
+
 /**
  * Validate every item, then build records stamped with `ts`. Items without an `id` get a new UUIDv7; a
  * client's own `ts` is kept as `client_ts` (the listener's clock is the log's order).
+ *
+ * `texts` (from parseBody) holds the text each item was parsed from, where it stood alone. A plain valid event
+ * (events/fast_check.ts) whose text is compact JSON, has no `ts`, and has its `id` first or none is not copied:
+ * the item itself becomes the record (ts and id added) and its {@link LINE} is the client's text with ts (and
+ * a new id) spliced in front, so the store writes it without serialising it again.
  */
-export function toRecords(items: Record<string, unknown>[], ts: string): Record_[] {
+export function toRecords(
+  items: Record<string, unknown>[],
+  ts: string,
+  texts?: readonly (string | undefined)[],
+): Record_[] {
   const issues: ItemIssue[] = [];
   const records: Record_[] = new Array(items.length);
   for (let index = 0; index < items.length && issues.length < MAX_ISSUES; index++) {
     const item = items[index];
     let data: Record<string, unknown>;
     if (isEventItem(item)) {
-      if (isPlainValidEvent(item)) data = item;
-      else {
+      if (isPlainValidEvent(item)) {
+        const text = texts?.[index];
+        if (text !== undefined && item.ts === undefined) {
+          const id = item.id as string | undefined; // a valid id or none: isPlainValidEvent checked it
+          const newId = id === undefined ? uuidv7() : undefined;
+          const line = lineFrom(text, ts, id, newId);
+          if (line !== undefined) {
+            const record = item as Record_;
+            record.ts = ts;
+            if (newId !== undefined) {
+              record.id = newId;
+              record[FRESH_ID] = true;
+            }
+            record[LINE] = line;
+            records[index] = record;
+            continue;
+          }
+        }
+        data = item;
+      } else {
         const result = IngestEventSchema.safeParse(item);
         if (!result.success) {
           for (const issue of result.error.issues) {
@@ -83,6 +149,7 @@ export function toRecords(items: Record<string, unknown>[], ts: string): Record_
       if (key !== "id" && key !== "ts") record[key] = data[key];
     }
     if (data.ts !== undefined) record.client_ts = data.ts;
+    if (id === undefined) record[FRESH_ID] = true;
     records[index] = record;
   }
   if (issues.length > 0) throw new ValidationError(issues);
