@@ -1,12 +1,18 @@
 /**
- * End-to-end lag: the time from a watcher handing events to its sink to the events being visible in
- * `GET /events`. A few probe hosts (ordinary members of the fleet) have every event timed: the probe polls
- * `GET /events?host=<probe>&since=<oldest pending send>&order=asc` on the replicas in turn and records, for
- * each id it sees first, now minus the send time. The resolution is one polling round (printed with the
- * results).
+ * End-to-end lag: the time from a watcher handing events to its sink to the events reaching a client. A few
+ * probe hosts (ordinary members of the fleet) have every event timed; for each, the probe follows
+ * `GET /events/stream?host=<probe>` (Server-Sent Events, filtered by the listener) on one replica (probe i on
+ * replica i mod count, so with a shared store most probes watch events ingested through another replica) and
+ * records now minus the send time of each id it receives.
+ *
+ * A listener publishes a record on the stream once it is durable, the same moment it becomes visible in
+ * `GET /events` (file store), or after the commit, woken by LISTEN/NOTIFY (PostgreSQL): the lag measured is
+ * the time to visibility, or slightly more. Polling `GET /events` instead costs the file store a scan of its
+ * recent records per query, which at fleet rates disturbs what is measured.
  * @module
  */
 import type { PortEvent } from "../events/schema.ts";
+import { sseEvents } from "../listener/testing.ts";
 
 /** Percentile `p` (0-100) of sorted `values`, nearest rank; undefined when empty. */
 export function percentile(sorted: number[], p: number): number | undefined {
@@ -21,25 +27,20 @@ export interface LagStats {
   p50?: number;
   p99?: number;
   max?: number;
-  /** Events not yet seen (still pending at the end of the window). */
+  /** Events sent but not yet seen. */
   pending: number;
-  /** Mean time of one polling round, ms (the resolution). */
-  roundMs?: number;
 }
 
-/** Times the probe hosts' events until visible. */
+/** Times the probe hosts' events until they reach a stream client. */
 export class LagProbe {
   #pending = new Map<string, Map<string, number>>();
   #samples: number[] = [];
-  #running = false;
-  #loop?: Promise<void>;
-  #rounds = 0;
-  #roundTime = 0;
-  #rr = 0;
-  /** Query failures (a replica down, ...), retried next round. */
+  #abort = new AbortController();
+  #loops: Promise<void>[] = [];
+  /** Stream connections that failed or ended (a replica down, ...); each is reconnected. */
   errors = 0;
 
-  constructor(readonly urls: string[], readonly hosts: string[], readonly intervalMs = 20) {
+  constructor(readonly urls: string[], readonly hosts: string[]) {
     for (const h of hosts) this.#pending.set(h, new Map());
   }
 
@@ -50,80 +51,68 @@ export class LagProbe {
     for (const e of events) m.set(e.id, at);
   }
 
-  /** Start polling. */
-  start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#loop = this.#run();
+  /** Connect the streams; resolves once every one is connected (deadline 10 s). */
+  async start(): Promise<void> {
+    const ready: Promise<void>[] = [];
+    this.hosts.forEach((host, i) => {
+      let connected!: () => void;
+      ready.push(new Promise<void>((r) => connected = r));
+      this.#loops.push(this.#follow(host, i, connected));
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(ready),
+      new Promise<void>((r) => timer = setTimeout(r, 10_000)),
+    ]);
+    clearTimeout(timer);
   }
 
-  /** Stop polling and wait for the loop to end. */
+  /** Close the streams. */
   async stop(): Promise<void> {
-    this.#running = false;
-    await this.#loop;
+    this.#abort.abort();
+    await Promise.all(this.#loops);
   }
 
-  /** Statistics of the samples since the last {@link reset} (and start a new window when `reset`). */
+  /** Statistics of the samples since the last reset (and start a new window when `reset`). */
   stats(reset = false): LagStats {
     const sorted = [...this.#samples].sort((a, b) => a - b);
     let pending = 0;
     for (const m of this.#pending.values()) pending += m.size;
-    const out: LagStats = {
+    if (reset) this.#samples = [];
+    return {
       samples: sorted.length,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       max: sorted.at(-1),
       pending,
-      roundMs: this.#rounds > 0 ? this.#roundTime / this.#rounds : undefined,
     };
-    if (reset) {
-      this.#samples = [];
-      this.#rounds = 0;
-      this.#roundTime = 0;
-    }
-    return out;
   }
 
-  async #run(): Promise<void> {
-    while (this.#running) {
-      const t0 = Date.now();
-      let polled = false;
-      for (const [host, m] of this.#pending) {
-        if (m.size === 0 || !this.#running) continue;
-        polled = true;
-        let oldest = Infinity;
-        for (const at of m.values()) if (at < oldest) oldest = at;
-        const url = this.urls[this.#rr++ % this.urls.length];
-        const q = new URLSearchParams({
-          host,
-          since: new Date(oldest - 5).toISOString(),
-          order: "asc",
-          limit: "10000",
-        });
-        try {
-          const res = await fetch(`${url}/events?${q}`, { signal: AbortSignal.timeout(5_000) });
-          if (!res.ok) {
-            await res.body?.cancel();
-            this.errors++;
-            continue;
-          }
-          const body = await res.json() as { events: { id: string }[] };
+  async #follow(host: string, index: number, connected: () => void): Promise<void> {
+    const m = this.#pending.get(host)!;
+    const signal = this.#abort.signal;
+    let lastId: string | undefined;
+    for (let k = index; !signal.aborted; k++) {
+      const url = this.urls[k % this.urls.length];
+      const q = new URLSearchParams({ host });
+      if (lastId) q.set("last_event_id", lastId);
+      try {
+        const res = await fetch(`${url}/events/stream?${q}`, { signal });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        connected();
+        for await (const ev of sseEvents(res.body)) {
           const now = Date.now();
-          for (const e of body.events) {
-            const at = m.get(e.id);
-            if (at === undefined) continue;
-            this.#samples.push(now - at);
-            m.delete(e.id);
-          }
-        } catch {
-          this.errors++;
+          const id = ev.id ?? (JSON.parse(ev.data) as { id: string }).id;
+          lastId = id;
+          const at = m.get(id);
+          if (at === undefined) continue;
+          this.#samples.push(now - at);
+          m.delete(id);
         }
-      }
-      if (polled) {
-        this.#rounds++;
-        this.#roundTime += Date.now() - t0 + this.intervalMs;
-      }
-      await new Promise((r) => setTimeout(r, this.intervalMs));
+      } catch { /* replica down or closing */ }
+      if (signal.aborted) return;
+      this.errors++;
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 }

@@ -21,10 +21,10 @@ export function summary(r: RunResult): string {
       r.traffic.map((t, i) => `replica ${i}: ${t.requests} requests, ${t.failures} failed`).join("; ")
     }` +
     `; ${r.failovers} failovers`,
-    `  lag       send → visible in GET /events: p50 ${ms(r.lag.p50)}, p99 ${ms(r.lag.p99)}, max ${
+    `  lag       send → on a replica's stream: p50 ${ms(r.lag.p50)}, p99 ${ms(r.lag.p99)}, max ${
       ms(r.lag.max)
     } ` +
-    `(${r.lag.samples} samples, polling round ${ms(r.lag.roundMs)})`,
+    `(${r.lag.samples} samples of the probe hosts, ${r.lag.pending} unseen)`,
     `  cpu       simulator ${cpu(r.cpu.simulator)}, ${
       r.cpu.replicas.map((c, i) => `replica ${i} ${cpu(c)}`).join(", ")
     }` +

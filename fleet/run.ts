@@ -116,8 +116,8 @@ export async function runFleet(o: RunOptions, say: (line: string) => void = () =
     const cpu0 = { sim: selfCpuSeconds(), cluster: await cluster?.cpu() };
     const started = new Date();
     const t0 = Date.now();
+    await probe.start();
     fleet.start();
-    probe.start();
     say(`running ${o.durationS} s at ${o.rate} events/s`);
     const chaos: string[] = [];
     const at = () => `t=${((Date.now() - t0) / 1000).toFixed(1)}s`;
