@@ -21,7 +21,8 @@ export interface LogWriterOptions {
 }
 
 interface Pending {
-  bytes: Uint8Array;
+  /** Whole lines, as bytes or as text (encoded into the batch buffer, no copy of its own). */
+  data: Uint8Array | string;
   onDurable?: () => void;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -36,9 +37,16 @@ export interface LogWriterStats {
   fsyncs: number;
 }
 
+const encoder = new TextEncoder();
+/** The batch buffer starts this large and, when a burst made it grow past BUFFER_KEEP, is let go after it. */
+const BUFFER_START = 256 * 1024;
+const BUFFER_KEEP = 4 * 1024 * 1024;
+
 /** Group-commit writer for one log file. */
 export class LogWriter {
   #file: Deno.FsFile;
+  /** Every batch is encoded into this one buffer, reused: no buffer per request or per batch. */
+  #buf = new Uint8Array(BUFFER_START);
   #size: number;
   #queue: Pending[] = [];
   #draining = false;
@@ -66,15 +74,50 @@ export class LogWriter {
   }
 
   /**
-   * Append whole lines (each ending in "\n"). `onDurable` runs synchronously once they are written (and
-   * synced), before the promise resolves, in append order: the place to publish what was stored.
+   * Append whole lines (each ending in "\n"), as bytes or as text (written as UTF-8). `onDurable` runs
+   * synchronously once they are written (and synced), before the promise resolves, in append order: the place
+   * to publish what was stored.
    */
-  append(bytes: Uint8Array, onDurable?: () => void): Promise<void> {
+  append(data: Uint8Array | string, onDurable?: () => void): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the log is closed"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ bytes, onDurable, resolve, reject });
+      this.#queue.push({ data, onDurable, resolve, reject });
       if (!this.#draining) this.#drain();
     });
+  }
+
+  /** Room for `more` bytes after the first `used` of the batch buffer. */
+  #reserve(used: number, more: number): Uint8Array {
+    if (used + more <= this.#buf.length) return this.#buf;
+    let size = this.#buf.length * 2;
+    while (size < used + more) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.#buf.subarray(0, used));
+    return this.#buf = bigger;
+  }
+
+  /** Encode a batch into the batch buffer; its length in bytes. */
+  #encode(batch: Pending[]): number {
+    let used = 0;
+    for (const { data } of batch) {
+      if (typeof data !== "string") {
+        this.#reserve(used, data.length).set(data, used);
+        used += data.length;
+        continue;
+      }
+      // At least one byte per UTF-16 unit; encodeInto stops short (never inside a character) when it runs
+      // out of room, and the rest goes into a bigger buffer.
+      let rest = data;
+      for (;;) {
+        const buf = this.#reserve(used, rest.length);
+        const { read, written } = encoder.encodeInto(rest, buf.subarray(used));
+        used += written;
+        if (read === rest.length) break;
+        rest = rest.slice(read);
+        this.#reserve(used, rest.length * 3);
+      }
+    }
+    return used;
   }
 
   async #drain(): Promise<void> {
@@ -86,9 +129,8 @@ export class LogWriter {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
-        let total = 0;
-        for (const p of batch) total += p.bytes.length;
-        const buf = batch.length === 1 ? batch[0].bytes : concat(batch, total);
+        const total = this.#encode(batch);
+        const buf = this.#buf.subarray(0, total);
         let base = this.#size;
         try {
           if (this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes) {
@@ -115,6 +157,7 @@ export class LogWriter {
           for (const p of batch) p.reject(error);
           continue;
         }
+        if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
         this.stats.batches++;
         this.stats.appends += batch.length;
         this.stats.bytes += total;
@@ -157,16 +200,6 @@ export class LogWriter {
     while (this.#draining || this.#queue.length > 0) await new Promise((r) => setTimeout(r, 1));
     this.#file.close();
   }
-}
-
-function concat(batch: Pending[], total: number): Uint8Array {
-  const buf = new Uint8Array(total);
-  let off = 0;
-  for (const p of batch) {
-    buf.set(p.bytes, off);
-    off += p.bytes.length;
-  }
-  return buf;
 }
 
 function writeAllSync(file: Deno.FsFile, buf: Uint8Array): void {

@@ -88,3 +88,17 @@ Deno.test({
     });
   },
 });
+
+Deno.test("LogWriter: text and bytes appends, multi-byte and larger than the batch buffer, written as UTF-8", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/t.log`;
+    const w = await LogWriter.open({ path, fsync: false, maxBytes: 0, keep: 1 });
+    const big = `{"big":"${"é€😀x".repeat(200_000)}"}\n`; // ~2.2 MB of UTF-8 from 1 M UTF-16 units
+    const parts = ['{"n":1,"s":"héllo"}\n', enc.encode('{"n":2}\n'), big, '{"n":3,"s":"😀"}\n'];
+    await Promise.all(parts.map((p) => w.append(p)));
+    await w.close();
+    const expected = parts.map((p) => typeof p === "string" ? p : new TextDecoder().decode(p)).join("");
+    assert.equal(await Deno.readTextFile(path), expected);
+    assert.equal(w.size, enc.encode(expected).length);
+  });
+});

@@ -33,7 +33,6 @@ export interface OpenReport {
   indexed: number;
 }
 
-const encoder = new TextEncoder();
 const DURABLE = Promise.resolve();
 
 /** fsync buckets (seconds): tmpfs takes microseconds, an SSD about a millisecond, a busy disk much more. */
@@ -105,7 +104,7 @@ export class EventStore implements Store {
       // The line validation built from the client's own text when it could, else the record serialised.
       const lines = new Array<string>(fresh.length);
       for (let i = 0; i < fresh.length; i++) lines[i] = fresh[i][LINE] ?? JSON.stringify(fresh[i]);
-      const write = this.writer.append(encoder.encode(lines.join("\n") + "\n"), () => {
+      const write = this.writer.append(lines.join("\n") + "\n", () => {
         const live = this.#subscribers.size > 0;
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
