@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseStoreUrl } from "./pg/url.ts";
 import {
   ConfigError,
   type EnvSource,
@@ -27,10 +28,14 @@ export interface ListenerConfig {
   dedupeWindow: number;
   recentSize: number;
   logLevel: "debug" | "info" | "warning" | "error";
+  /** PostgreSQL URL (STORE_URL): the PostgreSQL store instead of the JSON-lines file. */
+  storeUrl?: string;
+  /** Days of events the PostgreSQL store keeps (RETENTION_DAYS); 0 keeps everything. */
+  retentionDays: number;
 }
 
 /** Help text for `--help`. */
-export const USAGE = `portwatch listener: stores port events as durable JSON lines and serves them.
+export const USAGE = `portwatch listener: stores port events (JSON-lines log, or PostgreSQL) and serves them.
 
 Usage: deno task listen [options]
 
@@ -42,6 +47,11 @@ Options (each also an environment variable; flags win):
   --body-limit SIZE      LISTENER_BODY_LIMIT  largest request body (default 1MiB)
   --max-bytes SIZE       LOG_MAX_BYTES        rotate the log past this size; 0 never (default 64MiB)
   --keep N               LOG_KEEP             rotated files kept (default 5)
+  --store-url URL        STORE_URL            store events in PostgreSQL instead of the log file, e.g.
+                                              postgres://user:password@db:5432/portwatch; replicas of the
+                                              listener may share one database (default: the log file)
+  --retention-days N     RETENTION_DAYS       PostgreSQL store: drop events older than N days, a daily
+                                              partition at a time; 0 keeps everything (default 0)
                          LISTENER_TOKEN       bearer token required by every route but /healthz and /schema
                          DEDUPE_WINDOW        recent ids remembered to drop retried events (default 200000)
                          RECENT_EVENTS        recent events kept in memory for queries and resume (default 10000)
@@ -65,6 +75,8 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
         "body-limit": { type: "string" },
         "max-bytes": { type: "string" },
         keep: { type: "string" },
+        "store-url": { type: "string" },
+        "retention-days": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -90,6 +102,8 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
   const body = pick("body-limit", "LISTENER_BODY_LIMIT");
   const max = pick("max-bytes", "LOG_MAX_BYTES");
   const keep = pick("keep", "LOG_KEEP");
+  const storeUrl = pick("store-url", "STORE_URL");
+  const retention = pick("retention-days", "RETENTION_DAYS");
   const dedupe = firstSet(env, "DEDUPE_WINDOW");
   const recent = firstSet(env, "RECENT_EVENTS");
   const level = firstSet(env, "LOG_LEVEL");
@@ -108,5 +122,7 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
     dedupeWindow: dedupe ? parseInteger(dedupe.name, dedupe.value, 0, 10_000_000) : 200_000,
     recentSize: recent ? parseInteger(recent.name, recent.value, 0, 1_000_000) : 10_000,
     logLevel: (level?.value as ListenerConfig["logLevel"]) ?? "info",
+    storeUrl: storeUrl ? parseStoreUrl(storeUrl.name, storeUrl.value) : undefined,
+    retentionDays: retention ? parseInteger(retention.name, retention.value, 0, 36_500) : 0,
   };
 }

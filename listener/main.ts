@@ -4,12 +4,16 @@ import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
+import { PgStore } from "./pg/store.ts";
+import { redactUrl } from "./pg/url.ts";
 import { createApp } from "./app.ts";
+import type { ListenerConfig } from "./config.ts";
 
 /** A running listener. */
 export interface RunningListener {
   url: string;
-  store: EventStore;
+  /** The file store (default) or the PostgreSQL store (STORE_URL). */
+  store: EventStore | PgStore;
   server: Deno.HttpServer<Deno.NetAddr>;
   /** Stop taking requests, finish pending writes, close the log. */
   shutdown(): Promise<void>;
@@ -24,20 +28,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   }
   await setupLogging(config.logLevel);
   const log = getLogger(["portwatch", "listener"]);
-  const { store, report } = await EventStore.open({
-    path: config.logPath,
-    fsync: config.fsync,
-    maxBytes: config.maxBytes,
-    keep: config.keep,
-    dedupeWindow: config.dedupeWindow,
-    recentSize: config.recentSize,
-  });
-  if (report.recovery.movedBytes > 0) {
-    log.warn("the log ended in a torn line (a crash mid-write): moved {bytes} bytes to {path}", {
-      bytes: report.recovery.movedBytes,
-      path: report.recovery.corruptPath,
-    });
-  }
+  const { store, describe } = await openStore(config);
   const closing = new AbortController();
   const metricsPublic = firstSet(env, "METRICS_PUBLIC");
   const app = createApp(store, {
@@ -55,16 +46,11 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   const url = `http://${
     server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname
   }:${server.addr.port}`;
-  log.info(
-    "listening on {url}; log {path} ({indexed} events read back), fsync {fsync}, body limit {limit} bytes",
-    {
-      url,
-      path: config.logPath,
-      indexed: report.indexed,
-      fsync: config.fsync ? "on (group commit)" : "off",
-      limit: config.bodyLimit,
-    },
-  );
+  log.info("listening on {url}; {store}, body limit {limit} bytes", {
+    url,
+    store: describe,
+    limit: config.bodyLimit,
+  });
   if (!config.token) {
     log.warn(
       "LISTENER_TOKEN is not set: the listener is open, anyone who can reach {url} may post and read events",
@@ -84,6 +70,48 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
       await server.shutdown();
       await store.close();
     },
+  };
+}
+
+/** Open the store the config asks for; logs what the file store's recovery found. */
+async function openStore(config: ListenerConfig): Promise<{ store: EventStore | PgStore; describe: string }> {
+  const log = getLogger(["portwatch", "listener"]);
+  if (config.storeUrl) {
+    const where = redactUrl(config.storeUrl);
+    const { store, report } = await PgStore.open({
+      url: config.storeUrl,
+      retentionDays: config.retentionDays,
+      path: where,
+      onError: (what, e) =>
+        log.warn("PostgreSQL store: {what} failed, retrying: {error}", { what, error: String(e) }),
+    });
+    if (report.migrated.length > 0) {
+      log.info("PostgreSQL store: applied schema migrations {versions}", {
+        versions: report.migrated.join(", "),
+      });
+    }
+    const retention = config.retentionDays > 0 ? `retention ${config.retentionDays} days` : "kept forever";
+    return { store, describe: `PostgreSQL store ${where} (events ${retention}, group commit)` };
+  }
+  const { store, report } = await EventStore.open({
+    path: config.logPath,
+    fsync: config.fsync,
+    maxBytes: config.maxBytes,
+    keep: config.keep,
+    dedupeWindow: config.dedupeWindow,
+    recentSize: config.recentSize,
+  });
+  if (report.recovery.movedBytes > 0) {
+    log.warn("the log ended in a torn line (a crash mid-write): moved {bytes} bytes to {path}", {
+      bytes: report.recovery.movedBytes,
+      path: report.recovery.corruptPath,
+    });
+  }
+  return {
+    store,
+    describe: `file store: log ${config.logPath} (${report.indexed} events read back), fsync ${
+      config.fsync ? "on (group commit)" : "off"
+    }`,
   };
 }
 

@@ -9,6 +9,8 @@
 import type { Sql } from "postgres";
 import type { StoredEntry } from "../store_api.ts";
 import { CHANNEL } from "./writer.ts";
+import type { PgClient } from "./client.ts";
+import { isUnavailable } from "./errors.ts";
 
 /** Rows fetched per round. */
 const CHUNK = 2000;
@@ -50,17 +52,47 @@ export class LiveFeed {
   /** Fetch errors (metrics). */
   errors = 0;
 
-  constructor(readonly sql: Sql, readonly pollMs = 1000, readonly onError: (e: unknown) => void = () => {}) {}
+  constructor(
+    readonly client: PgClient,
+    readonly pollMs = 1000,
+    readonly onError: (e: unknown) => void = () => {},
+  ) {}
 
   /** Learn the current high-water mark, LISTEN, and start the poll timer. */
   async start(): Promise<void> {
-    this.#highWater = await maxSeq(this.sql);
-    const l = await this.sql.listen(CHANNEL, (payload) => {
-      this.notifications++;
-      this.advance(Number(payload));
-    });
-    this.#unlisten = l.unlisten;
+    this.#highWater = await maxSeq(this.client.sql);
+    await this.#listen(this.client.sql);
     this.#timer = setInterval(() => this.#poll(), this.pollMs);
+  }
+
+  /** LISTEN on `sql` (the client's own connection for it); a failure is retried by the next poll. */
+  async #listen(sql: Sql): Promise<void> {
+    const old = this.#unlisten;
+    this.#unlisten = undefined;
+    old?.().catch(() => {});
+    this.#listening = sql;
+    try {
+      const l = await sql.listen(CHANNEL, (payload) => {
+        this.notifications++;
+        this.advance(Number(payload));
+      });
+      if (this.#closed || this.#listening !== sql) {
+        await l.unlisten().catch(() => {});
+        return;
+      }
+      this.#unlisten = l.unlisten;
+    } catch (e) {
+      if (this.#listening === sql) this.#listening = undefined;
+      this.#failed(sql, e);
+    }
+  }
+
+  #listening: Sql | undefined;
+
+  #failed(sql: Sql, e: unknown): void {
+    this.errors++;
+    if (isUnavailable(e)) this.client.failed(sql);
+    this.onError(e);
   }
 
   /** Number of subscribers. */
@@ -82,14 +114,14 @@ export class LiveFeed {
   }
 
   #poll(): void {
+    if (this.#closed) return;
+    const sql = this.client.sql;
+    if (this.#listening !== sql) this.#listen(sql); // a new client, or LISTEN failed: listen again
     if (this.#subs.size > 0) {
       this.#fetch();
       return;
     }
-    maxSeq(this.sql).then((m) => this.advance(m), (e) => {
-      this.errors++;
-      this.onError(e);
-    });
+    maxSeq(sql).then((m) => this.advance(m), (e) => this.#failed(sql, e));
   }
 
   #fetch(): void {
@@ -97,11 +129,12 @@ export class LiveFeed {
       this.#again = true;
       return;
     }
+    const sql = this.client.sql;
     this.#fetching = (async () => {
       do {
         this.#again = false;
         while (!this.#closed && this.#subs.size > 0) {
-          const rows = await rowsAfter(this.sql, this.#cursor);
+          const rows = await rowsAfter(sql, this.#cursor);
           for (const r of rows) {
             this.#cursor = r.seq;
             for (const s of this.#subs) s(r);
@@ -110,10 +143,7 @@ export class LiveFeed {
           if (rows.length < CHUNK) break;
         }
       } while (this.#again && !this.#closed);
-    })().catch((e) => {
-      this.errors++;
-      this.onError(e);
-    }).finally(() => {
+    })().catch((e) => this.#failed(sql, e)).finally(() => {
       this.#fetching = undefined;
     });
   }

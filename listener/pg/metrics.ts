@@ -11,11 +11,14 @@
  * | `portwatch_listener_pg_queued_events`               | gauge     |        |
  * | `portwatch_listener_pg_notifications_total`         | counter   |        |
  * | `portwatch_listener_pg_stream_errors_total`         | counter   |        |
+ * | `portwatch_listener_pg_client_resets_total`         | counter   |        |
+ * | `portwatch_listener_pg_write_after_close_total`     | counter   |        |
  * @module
  */
 import type { Registry } from "../../events/metrics.ts";
 import type { GroupWriter } from "./writer.ts";
 import type { LiveFeed } from "./live.ts";
+import { type PgClient, swallowedWrites } from "./client.ts";
 
 const COMMIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BATCH_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
@@ -26,9 +29,20 @@ export function registerPgMetrics(
   store: {
     writer: GroupWriter;
     live: LiveFeed;
+    client: PgClient;
     counters: { queryErrors: number; maintenanceErrors: number };
   },
 ): void {
+  registry.counter({
+    name: "portwatch_listener_pg_client_resets_total",
+    help: "Times the PostgreSQL client was replaced by a fresh one after a connection failure.",
+    collect: () => store.client.resets,
+  });
+  registry.counter({
+    name: "portwatch_listener_pg_write_after_close_total",
+    help: "Client write-after-close exceptions stopped by the guard (porsager/postgres#1208).",
+    collect: () => swallowedWrites(),
+  });
   const commit = registry.histogram({
     name: "portwatch_listener_pg_commit_duration_seconds",
     help: "Time of each group-commit transaction (lock, insert, ports upsert, commit), by result.",

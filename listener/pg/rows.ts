@@ -18,6 +18,24 @@ function text(v: unknown): string | null {
 const int = (v: unknown): number | null =>
   typeof v === "number" && Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? v : null;
 
+/**
+ * The compact JSON line of a record, `ts` and `id` first as in every stored line (a record whose keys are in
+ * another order in memory is copied in that order first).
+ */
+export function lineOf(r: Record_): string {
+  let first: string | undefined, second: string | undefined;
+  for (const k in r) {
+    if (first === undefined) first = k;
+    else {
+      second = k;
+      break;
+    }
+  }
+  if (first === "ts" && second === "id") return JSON.stringify(r);
+  const { ts, id, ...rest } = r;
+  return JSON.stringify({ ts, id, ...rest });
+}
+
 /** A row of `events` (without seq). */
 export interface EventRow {
   id: string;

@@ -6,7 +6,7 @@
  * `postgres` client reconnects by itself once it is back.
  * @module
  */
-import postgres, { type Sql } from "postgres";
+import type { Sql } from "postgres";
 import type { Registry } from "../../events/metrics.ts";
 import type { EventFilter } from "../filter.ts";
 import type { OpenPort } from "../ports_state.ts";
@@ -18,7 +18,8 @@ import { GroupWriter, type WriterOptions } from "./writer.ts";
 import { LiveFeed, rowsAfter } from "./live.ts";
 import { eventsWhere, portsWhere } from "./sql_filter.ts";
 import { openPortOf } from "./rows.ts";
-import { toStoreError } from "./errors.ts";
+import { isUnavailable, toStoreError } from "./errors.ts";
+import { PgClient } from "./client.ts";
 import { registerPgMetrics } from "./metrics.ts";
 
 /** How the PostgreSQL store connects and keeps data. */
@@ -35,6 +36,11 @@ export interface PgStoreOptions extends WriterOptions {
   maintenanceMs?: number;
   /** How long start-up retries an unreachable database, ms (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * Where the store is, as logs show it (the URL without its password); named like the file store's log
+   * path so that code showing `store.options.path` works with either store.
+   */
+  path?: string;
   /** Where errors that are handled (logged, retried) are reported. */
   onError?: (what: string, e: unknown) => void;
 }
@@ -46,16 +52,7 @@ export interface PgOpenReport {
   maintenance: MaintenanceReport;
 }
 
-/** A `postgres` client with the settings the store uses. */
-export function connect(url: string, max = 10): Sql {
-  return postgres(url, {
-    max,
-    connect_timeout: 5,
-    idle_timeout: 300,
-    onnotice: () => {},
-    connection: { application_name: "portwatch-listener" },
-  });
-}
+export { connect } from "./client.ts";
 
 /** The PostgreSQL store. */
 export class PgStore implements Store {
@@ -68,23 +65,24 @@ export class PgStore implements Store {
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
-  private constructor(readonly sql: Sql, readonly options: PgStoreOptions) {
-    this.writer = new GroupWriter(sql, () => this.hooks, options);
-    this.live = new LiveFeed(sql, options.pollMs ?? 1000, (e) => options.onError?.("live stream", e));
+  private constructor(readonly client: PgClient, readonly options: PgStoreOptions) {
+    this.writer = new GroupWriter(client, () => this.hooks, options);
+    this.live = new LiveFeed(client, options.pollMs ?? 1000, (e) => options.onError?.("live stream", e));
     this.writer.onStored = (seq) => this.live.advance(seq);
   }
 
   /** Connect, migrate (retrying an unreachable database until the start timeout), create partitions. */
   static async open(options: PgStoreOptions): Promise<{ store: PgStore; report: PgOpenReport }> {
-    const sql = connect(options.url, options.poolSize ?? 10);
+    const client = new PgClient(options.url, options.poolSize ?? 10);
     const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
     try {
       let migrated: number[];
       for (;;) {
         try {
-          migrated = await migrate(sql);
+          migrated = await migrate(client.sql);
           break;
         } catch (e) {
+          if (isUnavailable(e)) client.failed(client.sql);
           const err = toStoreError(e, "start");
           if (!(err instanceof Error && err.name === "StoreUnavailableError") || Date.now() > deadline) {
             throw e;
@@ -93,7 +91,7 @@ export class PgStore implements Store {
           await new Promise((r) => setTimeout(r, 500));
         }
       }
-      const store = new PgStore(sql, options);
+      const store = new PgStore(client, options);
       const maintenance = await store.maintain();
       await store.live.start();
       store.#timer = setInterval(() => {
@@ -104,14 +102,14 @@ export class PgStore implements Store {
       }, options.maintenanceMs ?? 3_600_000);
       return { store, report: { migrated, maintenance } };
     } catch (e) {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      await client.end();
       throw e;
     }
   }
 
   /** Create partitions ahead and apply the retention now (`now` for tests). */
   maintain(now = Date.now()): Promise<MaintenanceReport> {
-    return maintainPartitions(this.sql, { now, retentionDays: this.options.retentionDays });
+    return maintainPartitions(this.client.sql, { now, retentionDays: this.options.retentionDays });
   }
 
   /** Store records; resolves once they are committed. */
@@ -125,19 +123,20 @@ export class PgStore implements Store {
     return this.writer.write(records);
   }
 
-  async #read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async #read<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.client.sql;
     try {
-      return await fn();
+      return await fn(sql);
     } catch (e) {
       this.counters.queryErrors++;
+      if (isUnavailable(e)) this.client.failed(sql);
       throw toStoreError(e, what);
     }
   }
 
   /** Records matching `filter`, newest first (desc) or oldest first (asc), at most `limit`. */
   query(filter: EventFilter, limit: number, order: "asc" | "desc"): Promise<Record<string, unknown>[]> {
-    return this.#read("query", async () => {
-      const sql = this.sql;
+    return this.#read("query", async (sql) => {
       const rows = await sql`
         SELECT line FROM events WHERE ${eventsWhere(sql, filter)}
         ORDER BY seq ${order === "asc" ? sql`ASC` : sql`DESC`} LIMIT ${limit}`;
@@ -147,8 +146,8 @@ export class PgStore implements Store {
 
   /** Ports open now matching `filter`, sorted like the file store's. */
   openPorts(filter: EventFilter): Promise<OpenPort[]> {
-    return this.#read("ports", async () => {
-      const rows = await this.sql`SELECT entry, since FROM port_state WHERE ${portsWhere(this.sql, filter)}`;
+    return this.#read("ports", async (sql) => {
+      const rows = await sql`SELECT entry, since FROM port_state WHERE ${portsWhere(sql, filter)}`;
       const out: OpenPort[] = [];
       for (const r of rows) {
         const p = openPortOf(String(r.entry), String(r.since));
@@ -176,10 +175,10 @@ export class PgStore implements Store {
 
   /** Rows after the one with `lastId` (every retained row when it is unknown), oldest first. */
   async *replayAfter(lastId: string): AsyncGenerator<StoredEntry> {
-    const [found] = await this.#read("replay", () => this.sql`SELECT seq FROM events WHERE id = ${lastId}`);
+    const [found] = await this.#read("replay", (sql) => sql`SELECT seq FROM events WHERE id = ${lastId}`);
     let cursor = found ? Number(found.seq) : 0;
     for (;;) {
-      const rows = await this.#read("replay", () => rowsAfter(this.sql, cursor, 1000));
+      const rows = await this.#read("replay", (sql) => rowsAfter(sql, cursor, 1000));
       for (const r of rows) {
         cursor = r.seq;
         yield { id: r.id, record: r.record, line: r.line };
@@ -200,6 +199,6 @@ export class PgStore implements Store {
     clearInterval(this.#timer);
     await this.writer.drain();
     await this.live.close();
-    await this.sql.end({ timeout: 5 });
+    await this.client.end();
   }
 }

@@ -9,11 +9,11 @@
  * already stored (through any replica) is acknowledged as a duplicate and stored once.
  * @module
  */
-import type { Sql } from "postgres";
 import type { Record_ } from "../validate.ts";
 import type { IngestResult, StoreHooks } from "../store_api.ts";
-import { type EventRow, eventRow, portRows } from "./rows.ts";
-import { toStoreError } from "./errors.ts";
+import { type EventRow, eventRow, lineOf, portRows } from "./rows.ts";
+import { isUnavailable, toStoreError } from "./errors.ts";
+import type { PgClient } from "./client.ts";
 
 /** Advisory lock key that serializes insert transactions ("pwseq"). */
 export const INSERT_LOCK = 0x7077736571;
@@ -57,7 +57,7 @@ export class GroupWriter {
   /** Called with the highest seq of each successful commit. */
   onStored?: (maxSeq: number) => void;
 
-  constructor(readonly sql: Sql, readonly hooks: () => StoreHooks, opts: WriterOptions = {}) {
+  constructor(readonly client: PgClient, readonly hooks: () => StoreHooks, opts: WriterOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 5000;
     this.inFlight = opts.inFlight ?? 2;
     this.maxQueued = opts.maxQueued ?? 200_000;
@@ -118,14 +118,15 @@ export class GroupWriter {
         if (first.has(r.id)) continue;
         first.set(r.id, r);
         unique.push(r);
-        rows.push(eventRow(r, JSON.stringify(r)));
+        rows.push(eventRow(r, lineOf(r)));
       }
     }
     const ports = portRows(unique);
     const t0 = performance.now();
+    const sql = this.client.sql;
     let inserted: Map<string, number>;
     try {
-      const results = await this.sql.begin((tx) => [
+      const results = await sql.begin((tx) => [
         tx`SELECT pg_advisory_xact_lock(${INSERT_LOCK})`,
         tx`
           INSERT INTO events (id, ts, event, port, proto, source, host, container_id, container_name, line)
@@ -162,6 +163,7 @@ export class GroupWriter {
       this.onStored?.(last);
     } catch (e) {
       this.onCommit?.({ seconds: (performance.now() - t0) / 1000, rows: n, ok: false });
+      if (isUnavailable(e)) this.client.failed(sql);
       const err = toStoreError(e, "insert");
       for (const p of batch) p.reject(err);
       return;
