@@ -56,7 +56,6 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_host_idx ON events (host, seq);
       CREATE INDEX events_container_id_idx ON events (container_id, seq);
       CREATE INDEX events_container_name_idx ON events (container_name, seq);
-      CREATE INDEX events_port_idx ON events (port, seq);
       CREATE INDEX events_ts_idx ON events USING brin (ts);
 
       CREATE TABLE port_state (
@@ -73,10 +72,9 @@ export const MIGRATIONS: readonly Migration[] = [
         reopened boolean NOT NULL DEFAULT false,
         entry text NOT NULL,
         PRIMARY KEY (host, container_id, netns, proto, port)
-      );
+      ) WITH (fillfactor = 70);
       CREATE INDEX port_state_container_id_idx ON port_state (container_id) WHERE open;
       CREATE INDEX port_state_container_name_idx ON port_state (container_name) WHERE open;
-      CREATE INDEX port_state_closed_idx ON port_state (observed_at) WHERE NOT open;
     `,
   },
 ];
