@@ -41,6 +41,9 @@ const encoder = new TextEncoder();
 /** The batch buffer starts this large and, when a burst made it grow past BUFFER_KEEP, is let go after it. */
 const BUFFER_START = 256 * 1024;
 const BUFFER_KEEP = 4 * 1024 * 1024;
+/** Appends at least this large are written at once when fsync is off and the writer is idle. */
+const DIRECT_MIN = 8 * 1024;
+const DONE = Promise.resolve();
 
 /** Group-commit writer for one log file. */
 export class LogWriter {
@@ -80,10 +83,45 @@ export class LogWriter {
    */
   append(data: Uint8Array | string, onDurable?: () => void): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the log is closed"));
+    if (
+      !this.options.fsync && !this.#draining && this.#queue.length === 0 && data.length >= DIRECT_MIN
+    ) {
+      const direct = this.#writeNow(data, onDurable);
+      if (direct) return direct;
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ data, onDurable, resolve, reject });
       if (!this.#draining) this.#drain();
     });
+  }
+
+  /**
+   * Without fsync, a large append (an NDJSON batch) that finds the writer idle is written at once: waiting
+   * for others to join would save little (one write() per large request is cheap) and would keep every parsed
+   * request in memory meanwhile. Undefined when the file must rotate first (the queued path does that).
+   */
+  #writeNow(data: Uint8Array | string, onDurable?: () => void): Promise<void> | undefined {
+    const total = this.#encode([data]);
+    if (this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes) {
+      return undefined;
+    }
+    const base = this.#size;
+    try {
+      writeAllSync(this.#file, this.#buf.subarray(0, total));
+      this.#size += total;
+    } catch (error) {
+      try {
+        this.#file.truncateSync(base);
+        this.#size = base;
+      } catch { /* the error below is what matters */ }
+      return Promise.reject(error);
+    }
+    if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
+    this.stats.batches++;
+    this.stats.appends++;
+    this.stats.bytes += total;
+    onDurable?.();
+    return DONE;
   }
 
   /** Room for `more` bytes after the first `used` of the batch buffer. */
@@ -96,10 +134,10 @@ export class LogWriter {
     return this.#buf = bigger;
   }
 
-  /** Encode a batch into the batch buffer; its length in bytes. */
-  #encode(batch: Pending[]): number {
+  /** Encode a batch (appends' data) into the batch buffer; its length in bytes. */
+  #encode(batch: (Uint8Array | string)[]): number {
     let used = 0;
-    for (const { data } of batch) {
+    for (const data of batch) {
       if (typeof data !== "string") {
         this.#reserve(used, data.length).set(data, used);
         used += data.length;
@@ -129,7 +167,7 @@ export class LogWriter {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
-        const total = this.#encode(batch);
+        const total = this.#encode(batch.map((p) => p.data));
         const buf = this.#buf.subarray(0, total);
         let base = this.#size;
         try {
