@@ -2,64 +2,129 @@
  * The newest stored records, in log order, in memory: they answer most queries and let a stream client that
  * reconnects resume from its last id without reading the files.
  *
- * Only each record's id and line are held (about a third of the memory of a parsed record, and nothing for the
- * garbage collector to trace); an entry's record is parsed from its line when it is first read.
+ * Held as their lines' UTF-8 bytes in one buffer outside the JavaScript heap, with two offsets per record:
+ * nothing for the garbage collector to trace or to promote (kept as strings, each line and the request body it
+ * was cut from would live through many collections and be copied into the old generation). An entry's line
+ * and record are decoded and parsed when first read.
  * @module
  */
 
 /** A stored record with its line as written. */
 export interface Entry {
   /** Position in this process's view of the log (1, 2, …); not persisted. */
-  seq: number;
-  id: string;
+  readonly seq: number;
+  readonly id: string;
   /** The record, parsed from `line` on first use. */
   readonly record: Record<string, unknown>;
-  line: string;
+  readonly line: string;
 }
 
-/** An entry read back from the ring: parses its line on first use of `record`. */
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** An entry read back from the buffer: decodes its line and parses its record on first use. */
 class LazyEntry implements Entry {
+  #line?: string;
   #record?: Record<string, unknown>;
-  constructor(readonly seq: number, readonly id: string, readonly line: string) {}
+  constructor(readonly seq: number, readonly bytes: Uint8Array) {}
+
+  get line(): string {
+    return this.#line ??= decoder.decode(this.bytes);
+  }
 
   get record(): Record<string, unknown> {
     return this.#record ??= JSON.parse(this.line);
   }
+
+  get id(): string {
+    return String(this.record.id);
+  }
 }
 
-/** Ring buffer of the last `capacity` records (ids and lines). */
+/** Ring of the last `capacity` records' lines. */
 export class RecentLog {
-  #ids: string[];
-  #lines: string[];
-  #head = 0; // index of the oldest entry
+  /** Byte offset and length of each held line, in a ring of `capacity` slots. */
+  #starts: Int32Array;
+  #lengths: Int32Array;
+  #head = 0; // slot of the oldest entry
   #count = 0;
   #seq = 0;
+  /** The lines, oldest first, from #starts[#head] to #end; compacted to the front when the end is reached. */
+  #buf = new Uint8Array(64 * 1024);
+  #end = 0;
 
   constructor(readonly capacity: number) {
-    this.#ids = new Array(capacity).fill("");
-    this.#lines = new Array(capacity).fill("");
+    this.#starts = new Int32Array(capacity);
+    this.#lengths = new Int32Array(capacity);
   }
 
-  /** Append a record (in log order) by its id and line; returns its seq. */
-  push(id: string, line: string): number {
-    const seq = ++this.#seq;
-    if (this.capacity === 0) return seq;
-    let at: number;
+  /** Append one line (without its "\n"), in log order; returns its seq. */
+  push(line: string): number {
+    return this.pushLines(line + "\n", 1);
+  }
+
+  /**
+   * Append `n` lines given as one text, each ending in "\n" (as written to the log), in log order; returns the
+   * seq of the first.
+   */
+  pushLines(text: string, n: number): number {
+    const first = this.#seq + 1;
+    this.#seq += n;
+    if (this.capacity === 0) return first;
+    // At least one byte per UTF-16 unit; encodeInto stops short (never inside a character) when out of room.
+    let at = this.#room(text.length);
+    let { read, written } = encoder.encodeInto(text, this.#buf.subarray(at));
+    if (read < text.length) {
+      at = this.#room(text.length * 3);
+      ({ read, written } = encoder.encodeInto(text, this.#buf.subarray(at)));
+    }
+    const buf = this.#buf;
+    const stop = at + written;
+    for (let start = at; start < stop;) {
+      let nl = buf.indexOf(10, start);
+      if (nl === -1 || nl >= stop) nl = stop; // a last line without its "\n"
+      this.#add(start, nl - start);
+      start = nl + 1;
+    }
+    this.#end = stop;
+    return first;
+  }
+
+  #add(start: number, length: number): void {
+    let slot: number;
     if (this.#count === this.capacity) {
-      at = this.#head;
+      slot = this.#head;
       this.#head = (this.#head + 1) % this.capacity;
     } else {
-      at = (this.#head + this.#count) % this.capacity;
+      slot = (this.#head + this.#count) % this.capacity;
       this.#count++;
     }
-    this.#ids[at] = id;
-    this.#lines[at] = line;
-    return seq;
+    this.#starts[slot] = start;
+    this.#lengths[slot] = length;
+  }
+
+  /** Where `bytes` more can be written after the held lines: compacts, or grows, the buffer first if needed. */
+  #room(bytes: number): number {
+    if (this.#end + bytes <= this.#buf.length) return this.#end;
+    const from = this.#count > 0 ? this.#starts[this.#head] : this.#end;
+    const live = this.#end - from;
+    // Keep the buffer at least twice what is live, so that compactions stay rare.
+    const target = this.#buf.length >= 2 * (live + bytes) ? this.#buf : new Uint8Array(2 * (live + bytes));
+    if (target === this.#buf) this.#buf.copyWithin(0, from, this.#end);
+    else target.set(this.#buf.subarray(from, this.#end));
+    for (let i = 0; i < this.#count; i++) this.#starts[(this.#head + i) % this.capacity] -= from;
+    this.#buf = target;
+    this.#end = live;
+    return live;
   }
 
   #entry(i: number): Entry {
-    const at = (this.#head + i) % this.capacity;
-    return new LazyEntry(this.#seq - this.#count + 1 + i, this.#ids[at], this.#lines[at]);
+    const slot = (this.#head + i) % this.capacity;
+    const start = this.#starts[slot];
+    return new LazyEntry(
+      this.#seq - this.#count + 1 + i,
+      this.#buf.slice(start, start + this.#lengths[slot]),
+    );
   }
 
   /** Entries oldest first. */
@@ -77,11 +142,11 @@ export class RecentLog {
    * newest: resuming is rare and usually close to the end, so no per-entry index is kept for it.
    */
   after(id: string): Entry[] | undefined {
+    const out: Entry[] = [];
     for (let i = this.#count - 1; i >= 0; i--) {
-      if (this.#ids[(this.#head + i) % this.capacity] !== id) continue;
-      const out: Entry[] = [];
-      for (let j = i + 1; j < this.#count; j++) out.push(this.#entry(j));
-      return out;
+      const e = this.#entry(i);
+      if (e.id === id) return out.reverse();
+      out.push(e);
     }
     return undefined;
   }

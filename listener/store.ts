@@ -64,7 +64,7 @@ export class EventStore implements Store {
     for await (const { line, record } of readRecords(options.path)) {
       const id = typeof record.id === "string" ? record.id : `line-${indexed}`;
       store.#window.add(id, DURABLE);
-      store.recent.push(id, line);
+      store.recent.push(line);
       store.ports.apply(record);
       indexed++;
     }
@@ -104,14 +104,15 @@ export class EventStore implements Store {
       // The line validation built from the client's own text when it could, else the record serialised.
       const lines = new Array<string>(fresh.length);
       for (let i = 0; i < fresh.length; i++) lines[i] = fresh[i][LINE] ?? JSON.stringify(fresh[i]);
-      const write = this.writer.append(lines.join("\n") + "\n", () => {
+      const text = lines.join("\n") + "\n";
+      const write = this.writer.append(text, () => {
+        const first = this.recent.pushLines(text, fresh.length);
         const live = this.#subscribers.size > 0;
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
           this.ports.apply(r);
-          const seq = this.recent.push(r.id, lines[i]);
           if (live) {
-            const entry: Entry = { seq, id: r.id, record: r, line: lines[i] };
+            const entry: Entry = { seq: first + i, id: r.id, record: r, line: lines[i] };
             for (const s of this.#subscribers) s(entry);
           }
         }
