@@ -4,10 +4,11 @@
  *
  * Bounded: two generations of at most capacity/2 ids each; when the young one fills up, the old one is dropped
  * whole, so at least the last capacity/2 ids (and at most capacity) are remembered, with no per-id eviction.
- * Each generation is an open-addressing hash table in typed arrays, keyed by a 30-bit FNV-1a hash of the id,
- * with the id kept to confirm a match: no object and no Map entry per id (a Map of 200,000 entries costs V8
- * several times the memory, and hashing a freshly parsed string for a Map more than this), and nothing for
- * the garbage collector to trace but the id strings.
+ * Each generation is an open-addressing hash table in typed arrays, keyed by a 30-bit hash of the id, with the
+ * id kept to confirm a match: a canonical lowercase UUID (what watchers and the listener make) as 16 bytes, any
+ * other id as its string. No object, string or Map entry per UUID: a Map of 200,000 entries costs V8 several
+ * times the memory, and every id string kept would be copied into the old generation and traced by each
+ * collection.
  * @module
  */
 
@@ -28,11 +29,58 @@ export function idHash(id: string): number {
   return x >>> 2;
 }
 
-/** One generation: up to `capacity` ids in insertion slots, indexed by a linear-probing table of slot + 1. */
+/**
+ * A canonical (lowercase) UUID, as 4 words in `out`, for 16 bytes instead of a string; false for any other
+ * id (kept as a string). Two ids are equal exactly when both parse to the same words or both are equal strings.
+ */
+function uuidWords(id: string, out: Int32Array): boolean {
+  if (id.length !== 36) return false;
+  let w = 0;
+  let word = 0;
+  let nibbles = 0;
+  for (let i = 0; i < 36; i++) {
+    const c = id.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false; // "-"
+      continue;
+    }
+    let v: number;
+    if (c >= 48 && c <= 57) v = c - 48;
+    else if (c >= 97 && c <= 102) v = c - 87;
+    else return false;
+    word = (word << 4) | v;
+    if (++nibbles === 8) {
+      out[w++] = word;
+      word = 0;
+      nibbles = 0;
+    }
+  }
+  return true;
+}
+
+/** A 30-bit hash of UUID words. */
+function wordsHash(wd: Int32Array): number {
+  let x = Math.imul(wd[0] ^ 0x9e3779b9, 0x85ebca6b);
+  x = Math.imul(x ^ wd[1] ^ (x >>> 15), 0xc2b2ae35);
+  x = Math.imul(x ^ wd[2] ^ (x >>> 13), 0x85ebca6b);
+  x = Math.imul(x ^ wd[3] ^ (x >>> 16), 0xc2b2ae35);
+  return (x ^ (x >>> 15)) >>> 2;
+}
+
+const KIND_NONE = 0; // empty or deleted: matches nothing
+const KIND_UUID = 1;
+const KIND_STRING = 2;
+
+/**
+ * One generation: up to `capacity` ids in insertion slots (UUIDs as words, others as strings), indexed by a
+ * linear-probing table of slot + 1.
+ */
 class Generation {
   readonly table: Int32Array;
   readonly hashes: Int32Array;
-  readonly ids: (string | undefined)[];
+  readonly kinds: Uint8Array;
+  readonly words: Int32Array;
+  readonly strings: (string | undefined)[] = [];
   readonly dones: (Promise<void> | undefined)[];
   readonly mask: number;
   count = 0;
@@ -43,24 +91,40 @@ class Generation {
     this.table = new Int32Array(size);
     this.mask = size - 1;
     this.hashes = new Int32Array(capacity);
-    this.ids = new Array(capacity).fill(undefined);
+    this.kinds = new Uint8Array(capacity);
+    this.words = new Int32Array(capacity * 4);
     this.dones = new Array(capacity).fill(undefined);
   }
 
-  /** The slot holding `id` (hash `h`), or -1. */
-  find(h: number, id: string): number {
-    const { table, hashes, ids, mask } = this;
+  /** The slot holding the id described by (`h`, `uuid` words in `wd`, else `id`), or -1. */
+  find(h: number, uuid: boolean, wd: Int32Array, id: string): number {
+    const { table, hashes, kinds, words, mask } = this;
     for (let i = h & mask;; i = (i + 1) & mask) {
       const s = table[i];
       if (s === 0) return -1;
-      if (hashes[s - 1] === h && ids[s - 1] === id) return s - 1;
+      const slot = s - 1;
+      if (hashes[slot] !== h) continue;
+      if (uuid) {
+        const o = slot * 4;
+        if (
+          kinds[slot] === KIND_UUID && words[o] === wd[0] && words[o + 1] === wd[1] &&
+          words[o + 2] === wd[2] &&
+          words[o + 3] === wd[3]
+        ) return slot;
+      } else if (kinds[slot] === KIND_STRING && this.strings[slot] === id) return slot;
     }
   }
 
-  insert(h: number, id: string, done: Promise<void>): void {
+  insert(h: number, uuid: boolean, wd: Int32Array, id: string, done: Promise<void>): void {
     const slot = this.count++;
     this.hashes[slot] = h;
-    this.ids[slot] = id;
+    if (uuid) {
+      this.kinds[slot] = KIND_UUID;
+      this.words.set(wd, slot * 4);
+    } else {
+      this.kinds[slot] = KIND_STRING;
+      this.strings[slot] = id;
+    }
     this.dones[slot] = done;
     const { table, mask } = this;
     let i = h & mask;
@@ -70,7 +134,8 @@ class Generation {
 
   clear(): void {
     this.table.fill(0);
-    this.ids.fill(undefined, 0, this.count);
+    this.kinds.fill(KIND_NONE, 0, this.count);
+    this.strings.length = 0;
     this.dones.fill(undefined, 0, this.count);
     this.count = 0;
   }
@@ -87,14 +152,23 @@ export class IdWindow {
     this.#old = new Generation(half);
   }
 
+  /** Words of the id being looked up or added (one buffer, reused). */
+  #wd = new Int32Array(4);
+
+  /** The hash of `id`, its words left in #wd when it is a UUID. */
+  #key(id: string): { h: number; uuid: boolean } {
+    const uuid = uuidWords(id, this.#wd);
+    return { h: uuid ? wordsHash(this.#wd) : idHash(id), uuid };
+  }
+
   /** The entry for `id` if it was added recently. */
   get(id: string): IdEntry | undefined {
-    const h = idHash(id);
+    const { h, uuid } = this.#key(id);
     let g = this.#young;
-    let slot = g.find(h, id);
+    let slot = g.find(h, uuid, this.#wd, id);
     if (slot < 0) {
       g = this.#old;
-      slot = g.find(h, id);
+      slot = g.find(h, uuid, this.#wd, id);
       if (slot < 0) return undefined;
     }
     return { id, done: g.dones[slot]! };
@@ -114,16 +188,18 @@ export class IdWindow {
       dropped.clear();
       this.#young = dropped;
     }
-    this.#young.insert(idHash(id), id, done);
+    const { h, uuid } = this.#key(id);
+    this.#young.insert(h, uuid, this.#wd, id, done);
   }
 
   /** Forget `id` (its write failed, so a retry must store it). */
   delete(id: string): void {
-    const h = idHash(id);
+    const { h, uuid } = this.#key(id);
     for (const g of [this.#young, this.#old]) {
       // The slot stays in the probe chain, but no id matches it any more.
-      for (let slot = g.find(h, id); slot >= 0; slot = g.find(h, id)) {
-        g.ids[slot] = undefined;
+      for (let slot = g.find(h, uuid, this.#wd, id); slot >= 0; slot = g.find(h, uuid, this.#wd, id)) {
+        g.kinds[slot] = KIND_NONE;
+        g.strings[slot] = undefined;
         g.dones[slot] = undefined;
       }
     }

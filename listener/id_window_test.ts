@@ -43,3 +43,21 @@ Deno.test("IdWindow: capacity 0 remembers nothing", () => {
   w.add("a", done);
   assert.equal(w.has("a"), false);
 });
+
+Deno.test("IdWindow: UUIDs (kept as 16 bytes) and other ids; case and form matter, as for strings", () => {
+  const w = new IdWindow(1000);
+  const u = "0192f5a4-7c1e-7d2a-9b3c-4d5e6f708192";
+  w.add(u, done);
+  assert.ok(w.has(u));
+  assert.ok(!w.has(u.toUpperCase()), "an uppercase UUID is another id");
+  assert.ok(!w.has(u.replaceAll("-", "")));
+  assert.ok(!w.has("0192f5a4-7c1e-7d2a-9b3c-4d5e6f708193"));
+  w.add(u.toUpperCase(), done);
+  assert.ok(w.has(u) && w.has(u.toUpperCase()));
+  w.delete(u);
+  assert.ok(!w.has(u) && w.has(u.toUpperCase()));
+  const many = Array.from({ length: 500 }, () => crypto.randomUUID());
+  for (const id of many) w.add(id, done);
+  for (const id of many) assert.ok(w.has(id));
+  assert.equal(w.get(many[7])?.done, done);
+});
