@@ -1,0 +1,107 @@
+/**
+ * Finding the highest sustainable event rate: the fleet's offered rate is stepped up; each step is measured
+ * after a settling time: acknowledged events/s, lag p50/p99, backlog growth, and the CPU each process used.
+ * A step is sustained when the listeners acknowledge at least 95% of the offered rate, the backlog (events
+ * sent but not yet acknowledged) does not grow by more than 5% of what was offered, and p99 lag stays under
+ * the limit. The ladder stops at the first step not sustained.
+ * @module
+ */
+import type { Cluster } from "./cluster.ts";
+import type { Fleet } from "./fleet.ts";
+import type { LagProbe } from "./lag.ts";
+import { selfCpuSeconds } from "./cpu.ts";
+
+/** One measured step. */
+export interface Step {
+  offered: number;
+  /** Events/s the simulator generated (below offered: the generator could not keep up). */
+  generated: number;
+  /** Events/s acknowledged (duplicates not counted). */
+  acked: number;
+  p50?: number;
+  p99?: number;
+  lagSamples: number;
+  /** Growth of the unacknowledged backlog over the window, events. */
+  backlogGrowth: number;
+  /** Retried POSTs in the window. */
+  retries: number;
+  /** CPU of the window, in % of one core. */
+  cpu: { simulator: number; replicas: number; postgres?: number };
+  sustained: boolean;
+  /** Why not sustained. */
+  why?: string;
+}
+
+/** Ladder settings. */
+export interface LadderOptions {
+  rates: number[];
+  /** Seconds at a new rate before measuring. */
+  settleS: number;
+  /** Measured seconds per step. */
+  measureS: number;
+  /** p99 lag limit, ms. */
+  maxP99Ms: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Step the fleet's rate up until a step is not sustained; `say` gets one line per step. */
+export async function climb(
+  fleet: Fleet,
+  cluster: Cluster,
+  probe: LagProbe,
+  o: LadderOptions,
+  say: (line: string) => void = () => {},
+): Promise<Step[]> {
+  const steps: Step[] = [];
+  for (const rate of o.rates) {
+    fleet.rate = rate;
+    await sleep(o.settleS * 1000);
+    const d0 = fleet.delivery();
+    const c0 = { sim: selfCpuSeconds(), cl: await cluster.cpu() };
+    probe.stats(true);
+    const t0 = Date.now();
+    await sleep(o.measureS * 1000);
+    const secs = (Date.now() - t0) / 1000;
+    const d1 = fleet.delivery();
+    const c1 = { sim: selfCpuSeconds(), cl: await cluster.cpu() };
+    const lag = probe.stats(true);
+    const pct = (a: number, b: number) => ((a - b) / secs) * 100;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const step: Step = {
+      offered: rate,
+      generated: (d1.generated - d0.generated) / secs,
+      acked: (d1.delivered - d0.delivered) / secs,
+      p50: lag.p50,
+      p99: lag.p99,
+      lagSamples: lag.samples,
+      backlogGrowth: (d1.generated - d1.delivered) - (d0.generated - d0.delivered),
+      retries: d1.retries - d0.retries,
+      cpu: {
+        simulator: pct(c1.sim, c0.sim),
+        replicas: pct(sum(c1.cl.replicas), sum(c0.cl.replicas)),
+        postgres: c1.cl.postgres !== undefined ? pct(c1.cl.postgres, c0.cl.postgres ?? 0) : undefined,
+      },
+      sustained: true,
+    };
+    const why: string[] = [];
+    if (step.acked < 0.95 * rate) why.push(`acked ${Math.round(step.acked)}/s < 95% of offered`);
+    if (step.backlogGrowth > 0.05 * rate * secs) why.push(`backlog grew by ${step.backlogGrowth}`);
+    if (step.p99 === undefined || step.p99 >= o.maxP99Ms) why.push(`p99 lag ${step.p99 ?? "n/a"} ms`);
+    if (why.length > 0) {
+      step.sustained = false;
+      step.why = why.join("; ");
+    }
+    steps.push(step);
+    say(
+      `${rate}/s offered: ${
+        Math.round(step.acked)
+      }/s acked, p50 ${step.p50} ms, p99 ${step.p99} ms, cpu sim ` +
+        `${step.cpu.simulator.toFixed(0)}% listeners ${step.cpu.replicas.toFixed(0)}%` +
+        (step.cpu.postgres !== undefined ? ` pg ${step.cpu.postgres.toFixed(0)}%` : "") +
+        (step.sustained ? "" : ` — not sustained: ${step.why}`),
+    );
+    if (!step.sustained) break;
+  }
+  return steps;
+}
