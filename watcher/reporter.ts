@@ -82,8 +82,18 @@ export class Reporter {
     }
   }
 
-  /** Report `changes` (identity from the namespace, else `fallback`), as seen by engine `source`. */
-  async report(changes: PortChange[], fallback: Identity, source: Source): Promise<PortEvent[]> {
+  /**
+   * Report `changes` (identity from the namespace, else `fallback`), as seen by engine `source`. Resolves once
+   * the events are delivered (or spooled); with `wait: false`, once they are in the snapshot's outbox and handed
+   * to the sink, so that an engine can decide its next batch while this one is on the wire (the sink keeps
+   * their order; the outbox keeps every batch until the sink has it).
+   */
+  async report(
+    changes: PortChange[],
+    fallback: Identity,
+    source: Source,
+    opts: { wait?: boolean } = {},
+  ): Promise<PortEvent[]> {
     if (changes.length === 0) return [];
     const { resolver, verbose, withWhere, identityOf } = this.options;
     const now = new Date();
@@ -117,13 +127,30 @@ export class Reporter {
     this.events += events.length;
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
-    await this.save(events);
-    await this.#deliver(events);
-    const at = Date.now();
-    if (at - this.#lastReport < 250) this.#clearOutboxSoon();
-    else await this.settle();
-    this.#lastReport = at;
+    const seq = this.#seq++;
+    this.#unacked.set(seq, JSON.stringify(events).slice(1, -1));
+    await this.save();
+    const delivered = this.#deliver(events).then(() => {
+      this.#unacked.delete(seq);
+      this.#inflight.delete(delivered);
+      return this.#delivered();
+    });
+    this.#inflight.add(delivered);
+    if (opts.wait !== false) await delivered;
     return events;
+  }
+
+  /** Events handed to the sink and not yet delivered (or spooled) by it, by report, serialised for the outbox. */
+  #unacked = new Map<number, string>();
+  #seq = 0;
+  #inflight = new Set<Promise<void>>();
+
+  /** A report was delivered: clear the outbox now, or under a storm a moment later. */
+  async #delivered(): Promise<void> {
+    const at = Date.now();
+    if (at - this.#lastReport < 250 || this.#unacked.size > 0) this.#clearOutboxSoon();
+    else await this.save();
+    this.#lastReport = at;
   }
 
   #clearTimer?: ReturnType<typeof setTimeout>;
@@ -131,8 +158,8 @@ export class Reporter {
 
   /**
    * Under a storm of changes (reports less than 250 ms apart) the delivered outbox is cleared a moment later,
-   * not at once: the next report rewrites the snapshot anyway, so this halves the writes. Were the watcher to die before, the restart would
-   * send those events again with their ids, which the listener drops as repeats.
+   * not at once: the next report rewrites the snapshot anyway, so this halves the writes. Were the watcher to die
+   * before, the restart would send those events again with their ids, which the listener drops as repeats.
    */
   #clearOutboxSoon(): void {
     if (this.#clearTimer !== undefined) return;
@@ -142,22 +169,22 @@ export class Reporter {
     }, 250);
   }
 
-  /** Write the snapshot without an outbox now (at shutdown, after delivery). */
+  /** Wait for the reports on the wire, then write the snapshot without an outbox (at shutdown). */
   async settle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.all(this.#inflight);
     clearTimeout(this.#clearTimer);
     this.#clearTimer = undefined;
     await this.save();
   }
 
-  /** Write the snapshot now (with `outbox`: events about to be handed to delivery). */
-  async save(outbox?: PortEvent[]): Promise<void> {
+  /** Write the snapshot now: the tracker's state, and as the outbox every event not yet delivered. */
+  async save(): Promise<void> {
     try {
       await saveSnapshot(this.options.snapshotPath, {
         owner: this.options.owner,
         savedAt: new Date().toISOString(),
         state: this.options.tracker.state(),
-        ...(outbox?.length ? { outbox } : {}),
-      });
+      }, [...this.#unacked.values()]);
     } catch (e) {
       log.warn("could not write the snapshot {path}: {error}", {
         path: this.options.snapshotPath,

@@ -72,3 +72,52 @@ Deno.test("Reporter: events decided before a crash (the snapshot's outbox) are s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Reporter, wait: false: every batch on the wire stays in the outbox until the sink has it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    const pending: (() => void)[] = [];
+    const sent: PortEvent[][] = [];
+    const sink: EventSink = {
+      send(events) {
+        sent.push(events);
+        return new Promise<void>((resolve) => pending.push(resolve));
+      },
+      flush: () => Promise.resolve(true),
+      close: () => Promise.resolve(),
+    };
+    const tracker = new PortTracker();
+    const r = new Reporter({
+      sink,
+      tracker,
+      resolver: new PidResolver(),
+      snapshotPath: path,
+      owner,
+      verbose: false,
+      withWhere: false,
+      identityOf: () => identity,
+    });
+    const outboxIds = async () =>
+      ((await loadSnapshot(path, owner)).snapshot?.outbox as PortEvent[] | undefined)?.map((e) => e.id);
+    const a = await r.report(tracker.observe(1, [obs], Date.now()), identity, "ebpf", { wait: false });
+    const b = await r.report(tracker.observe(1, [], Date.now()), identity, "ebpf", { wait: false });
+    assert.deepEqual(
+      sent.map((s) => s.map((e) => e.event)),
+      [["open"], ["close"]],
+      "both handed over, in order",
+    );
+    assert.deepEqual(await outboxIds(), [a[0].id, b[0].id], "both in the outbox while on the wire");
+    let settled = false;
+    const settling = r.settle().then(() => (settled = true));
+    pending.shift()!();
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(settled, false, "settle waits for every batch");
+    pending.shift()!();
+    await settling;
+    assert.equal(await outboxIds(), undefined, "the outbox is cleared once the sink has them all");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -17,3 +17,23 @@ Deno.test("snapshot: saved atomically, loaded by its owner only, bad files repor
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("saveSnapshot: an outbox given serialised, in parts, reads back as one array", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const state = { version: 1 as const, ports: [] };
+    const a = [{ id: "1" }, { id: "2" }];
+    const b = [{ id: "3" }];
+    await saveSnapshot(path, { owner: "o", savedAt: "t", state }, [
+      JSON.stringify(a).slice(1, -1),
+      "",
+      JSON.stringify(b).slice(1, -1),
+    ]);
+    assert.deepEqual((await loadSnapshot(path, "o")).snapshot?.outbox, [...a, ...b]);
+    await saveSnapshot(path, { owner: "o", savedAt: "t", state }, []);
+    assert.equal((await loadSnapshot(path, "o")).snapshot?.outbox, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
