@@ -12,7 +12,7 @@
  * ending in RS (\036), without a newline, so bpftrace's line-buffered stdout gathers records and writes them
  * out together when a newline comes. A timer probe prints that newline every {@link FLUSH_MS} ms while there is
  * output (twice after the last record: bpftrace reads its per-CPU buffers in turn, so a record printed just before
- * the first newline may be read just after it). At 2,000 events/s this is ~100 writes a second instead of 2,000,
+ * the first newline may be read just after it). At 2,000 events/s this is ~50 writes a second instead of 2,000,
  * for at most FLUSH_MS of added delay.
  * @module
  */
@@ -26,8 +26,11 @@ export function fileRefField(kernelRelease: string): { expr: string; lastRef: nu
     : { expr: "f_count.counter", lastRef: 1 };
 }
 
-/** How often the program flushes what it printed (ms): the most it delays an event. */
-export const FLUSH_MS = 8;
+/**
+ * How often the program flushes what it printed (ms): the most it delays an event, and what bounds how many
+ * batches a second the engine reports (each one snapshot write and one delivery).
+ */
+export const FLUSH_MS = 20;
 
 /** The record terminator. */
 export const RS = "\x1e";

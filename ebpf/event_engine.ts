@@ -18,8 +18,10 @@ import type { PortChange } from "../watcher/tracker.ts";
 
 const log = getLogger(["portwatch", "ebpf"]);
 
-/** How long changes gather before they are reported together. */
+/** How long changes gather before they are reported together, unless the source says otherwise (gatherMs). */
 const FLUSH_GATHER_MS = 20;
+/** A batch this large leaves at once: in a burst, the first events need not wait for the last. */
+const FLUSH_MAX_CHANGES = 500;
 
 /** Counters for logs and metrics. */
 export interface EventEngineStats {
@@ -111,14 +113,23 @@ export class EventEngine {
     const tracker = this.poll.tracker;
     for (const ref of this.ledger.touched) {
       const changes = tracker.observePort(ref.netns, ref, this.ledger.observationOf(ref), now);
-      if (changes.length > 0) this.#pending.push({ netns: ref.netns, changes });
+      if (changes.length > 0) {
+        this.#pending.push({ netns: ref.netns, changes });
+        this.#pendingChanges += changes.length;
+      }
     }
     if (tracker.graceMs > 0) this.#scheduleTick();
-    if (this.#pending.length > 0 && !this.#flushQueued) {
+    if (this.#pendingChanges >= FLUSH_MAX_CHANGES) {
+      // Full: this batch goes now (behind what is already queued); the next one gathers afresh.
+      this.#pendingChanges = 0;
+      const batch = this.#pending;
+      this.#pending = [];
+      this.#enqueue(() => this.#report(batch));
+    } else if (this.#pending.length > 0 && !this.#flushQueued) {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
       // delivery each) at a cost well below the 50 ms the engine allows itself from bind to listener.
       this.#flushQueued = true;
-      setTimeout(() => this.#enqueue(() => this.#flush()), FLUSH_GATHER_MS);
+      setTimeout(() => this.#enqueue(() => this.#flush()), this.options.source.gatherMs ?? FLUSH_GATHER_MS);
     }
   };
 
@@ -143,18 +154,32 @@ export class EventEngine {
   }
   #flushQueued = false;
 
-  /** Report everything pending: one report (one snapshot write, one delivery) per namespace. */
-  async #flush(): Promise<void> {
+  /** Report everything pending. */
+  #flush(): Promise<void> {
     this.#flushQueued = false;
     const pending = this.#pending;
     this.#pending = [];
+    this.#pendingChanges = 0;
+    return this.#report(pending);
+  }
+
+  #pendingChanges = 0;
+
+  /** Report a batch: one report (one snapshot write, one delivery) per namespace. */
+  async #report(pending: { netns: number; changes: PortChange[] }[]): Promise<void> {
+    if (pending.length === 0) return;
     const byNs = new Map<number, PortChange[]>();
     for (const p of pending) {
       const list = byNs.get(p.netns);
       if (list) list.push(...p.changes);
       else byNs.set(p.netns, [...p.changes]);
     }
-    for (const [netns, changes] of byNs) await this.poll.report(changes, netns);
+    // Not waiting for delivery: the next batch is decided, saved and handed over while this one is on the wire
+    // (the sink sends in order; the snapshot's outbox holds every batch until the sink has it).
+    const poll = this.poll;
+    for (const [netns, changes] of byNs) {
+      await poll.reporter.report(changes, poll.identityOf(netns) ?? poll.identity, "ebpf", { wait: false });
+    }
   }
 
   /** A holder exited: a moment later (its fds are released after the exit tracepoint), check with a scan. */

@@ -9,6 +9,11 @@ export interface SocketEventSource {
   readonly ready: Promise<void>;
   /** Calls `onEvent` for each event, in order, until stopped; resolves with why it ended. */
   run(onEvent: (e: SocketEvent) => void): Promise<string>;
+  /**
+   * How long the engine gathers changes before reporting them together (ms; default 20): short for a source that
+   * already hands its events over in batches.
+   */
+  readonly gatherMs?: number;
   /** Events the kernel or the tool reported lost (a reason to reconcile). */
   readonly lost: number;
   /** Stop the source and wait for it. */

@@ -23,6 +23,8 @@ export interface LiveSocket {
   fds: Set<string>;
   /** The container, when the engine's events name it (Tracee). */
   container?: { id: string | null; name: string | null };
+  /** The kernel socket address, when the engine reports it (its index entry goes with the socket). */
+  sk?: string;
 }
 
 /** The socket key an event is about. */
@@ -162,7 +164,10 @@ export class SocketLedger {
     }
     this.#sockets.set(key, s);
     this.#index(s);
-    if (e.sk) this.#bySk.set(e.sk, key);
+    if (e.sk) {
+      s.sk = e.sk;
+      this.#bySk.set(e.sk, key);
+    }
     if (e.fd !== undefined) this.#addFd(s, e.pid, e.fd);
     return [netns];
   }
@@ -178,7 +183,7 @@ export class SocketLedger {
     this.#unindex(s);
     this.#sockets.delete(key);
     for (const f of s.fds) if (this.#byFd.get(f) === key) this.#byFd.delete(f);
-    for (const [sk, k] of this.#bySk) if (k === key) this.#bySk.delete(sk);
+    if (s.sk !== undefined && this.#bySk.get(s.sk) === key) this.#bySk.delete(s.sk);
     return [s.netns];
   }
 
