@@ -6,6 +6,7 @@
 import { runListenerBench } from "./listener_bench.ts";
 import { runWatcherBench } from "./watcher_bench.ts";
 import { runEbpfBench } from "./ebpf_bench.ts";
+import { runFleetBench } from "./fleet_bench.ts";
 
 /** A named benchmark. */
 export interface Benchmark {
@@ -30,6 +31,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       "bpftrace engine vs polling vs the seed's ss loop: capture, once-each-way, latency, CPU at 1,000 binds/s",
     run: () => runEbpfBench(),
+  },
+  fleet: {
+    description:
+      "1,000 simulated watchers: file store vs PostgreSQL 1 and 2 replicas (max events/s, lag), /ports at 10 M",
+    run: () => runFleetBench(),
   },
 };
 

@@ -52,3 +52,11 @@ export async function treeCpuSeconds(root: number): Promise<number> {
 export function selfCpuSeconds(): number {
   return parseStatTimes(Deno.readTextFileSync("/proc/self/stat")).cpu;
 }
+
+/** Busy CPU seconds of the whole machine (every core, every process), from /proc/stat. */
+export function machineBusySeconds(): number {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / HZ;
+}

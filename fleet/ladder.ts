@@ -9,7 +9,7 @@
 import type { Cluster } from "./cluster.ts";
 import type { Fleet } from "./fleet.ts";
 import type { LagProbe } from "./lag.ts";
-import { selfCpuSeconds } from "./cpu.ts";
+import { machineBusySeconds, selfCpuSeconds } from "./cpu.ts";
 
 /** One measured step. */
 export interface Step {
@@ -26,7 +26,7 @@ export interface Step {
   /** Retried POSTs in the window. */
   retries: number;
   /** CPU of the window, in % of one core. */
-  cpu: { simulator: number; replicas: number; postgres?: number };
+  cpu: { simulator: number; replicas: number; postgres?: number; other: number };
   sustained: boolean;
   /** Why not sustained. */
   why?: string;
@@ -58,13 +58,13 @@ export async function climb(
     fleet.rate = rate;
     await sleep(o.settleS * 1000);
     const d0 = fleet.delivery();
-    const c0 = { sim: selfCpuSeconds(), cl: await cluster.cpu() };
+    const c0 = { sim: selfCpuSeconds(), cl: await cluster.cpu(), all: machineBusySeconds() };
     probe.stats(true);
     const t0 = Date.now();
     await sleep(o.measureS * 1000);
     const secs = (Date.now() - t0) / 1000;
     const d1 = fleet.delivery();
-    const c1 = { sim: selfCpuSeconds(), cl: await cluster.cpu() };
+    const c1 = { sim: selfCpuSeconds(), cl: await cluster.cpu(), all: machineBusySeconds() };
     const lag = probe.stats(true);
     const pct = (a: number, b: number) => ((a - b) / secs) * 100;
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -81,9 +81,15 @@ export async function climb(
         simulator: pct(c1.sim, c0.sim),
         replicas: pct(sum(c1.cl.replicas), sum(c0.cl.replicas)),
         postgres: c1.cl.postgres !== undefined ? pct(c1.cl.postgres, c0.cl.postgres ?? 0) : undefined,
+        other: 0,
       },
       sustained: true,
     };
+    // What else ran on the machine meanwhile (other programs' load makes a step unrepresentative).
+    step.cpu.other = Math.max(
+      0,
+      pct(c1.all, c0.all) - step.cpu.simulator - step.cpu.replicas - (step.cpu.postgres ?? 0),
+    );
     const why: string[] = [];
     if (step.acked < 0.95 * rate) why.push(`acked ${Math.round(step.acked)}/s < 95% of offered`);
     if (step.backlogGrowth > 0.05 * rate * secs) why.push(`backlog grew by ${step.backlogGrowth}`);
@@ -99,6 +105,7 @@ export async function climb(
       }/s acked, p50 ${step.p50} ms, p99 ${step.p99} ms, cpu sim ` +
         `${step.cpu.simulator.toFixed(0)}% listeners ${step.cpu.replicas.toFixed(0)}%` +
         (step.cpu.postgres !== undefined ? ` pg ${step.cpu.postgres.toFixed(0)}%` : "") +
+        ` other ${step.cpu.other.toFixed(0)}%` +
         (step.sustained ? "" : ` — not sustained: ${step.why}`),
     );
     if (!step.sustained) break;
