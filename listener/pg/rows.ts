@@ -7,12 +7,55 @@
 import type { Record_ } from "../validate.ts";
 import type { OpenPort } from "../ports_state.ts";
 
-/** PostgreSQL text cannot hold NUL nor lone surrogates: the typed copies drop them (the line keeps all). */
+/** Characters a typed copy cannot hold: NUL (PostgreSQL text) and the separators of {@link eventColumns}. */
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\u0000\u001e\u001f]/g;
+
+/**
+ * PostgreSQL text cannot hold NUL nor lone surrogates, and the column encoding uses two control characters:
+ * the typed copies drop them (the line keeps everything).
+ */
 function text(v: unknown): string | null {
   if (typeof v !== "string") return null;
-  let s = v.includes("\u0000") ? v.replaceAll("\u0000", "") : v;
+  let s = v;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0 || c === 0x1e || c === 0x1f) {
+      s = s.replace(UNSAFE, "");
+      break;
+    }
+  }
   if (!s.isWellFormed()) s = s.toWellFormed();
   return s;
+}
+
+/** Separator of values in an encoded column (ASCII record separator). */
+export const SEP = "\u001e";
+/** An SQL NULL in an encoded column (ASCII unit separator). */
+export const NULL = "\u001f";
+
+/**
+ * The rows as ten encoded columns for `string_to_array(col, chr(30), chr(31))` (one text parameter each,
+ * much cheaper for PostgreSQL to take apart than JSON): id, ts, event, port, proto, source, host,
+ * container_id, container_name, and the lines joined by newlines (a JSON line never holds a raw newline).
+ */
+export function eventColumns(rows: readonly EventRow[]): string[] {
+  const cols: string[][] = Array.from({ length: 9 }, () => new Array(rows.length));
+  const lines = new Array<string>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    cols[0][i] = r.id;
+    cols[1][i] = r.ts;
+    cols[2][i] = r.event ?? NULL;
+    cols[3][i] = r.port === null ? NULL : String(r.port);
+    cols[4][i] = r.proto ?? NULL;
+    cols[5][i] = r.source ?? NULL;
+    cols[6][i] = r.host ?? NULL;
+    cols[7][i] = r.container_id ?? NULL;
+    cols[8][i] = r.container_name ?? NULL;
+    lines[i] = r.line;
+  }
+  return [...cols.map((c) => c.join(SEP)), lines.join("\n")];
 }
 
 const int = (v: unknown): number | null =>

@@ -11,7 +11,7 @@
  */
 import type { Record_ } from "../validate.ts";
 import type { IngestResult, StoreHooks } from "../store_api.ts";
-import { type EventRow, eventRow, lineOf, portRows } from "./rows.ts";
+import { eventColumns, type EventRow, eventRow, lineOf, portRows } from "./rows.ts";
 import { isUnavailable, toStoreError } from "./errors.ts";
 import type { PgClient } from "./client.ts";
 
@@ -123,6 +123,7 @@ export class GroupWriter {
     }
     const ports = portRows(unique);
     const t0 = performance.now();
+    const c = eventColumns(rows);
     const sql = this.client.sql;
     let inserted: Map<string, number>;
     try {
@@ -130,10 +131,17 @@ export class GroupWriter {
         tx`SELECT pg_advisory_xact_lock(${INSERT_LOCK})`,
         tx`
           INSERT INTO events (id, ts, event, port, proto, source, host, container_id, container_name, line)
-          SELECT id, ts, event, port, proto, source, host, container_id, container_name, line
-          FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS x(
-            id text, ts timestamptz, event text, port integer, proto text, source text, host text,
-            container_id text, container_name text, line text)
+          SELECT * FROM unnest(
+            string_to_array(${c[0]}::text, chr(30), chr(31)),
+            string_to_array(${c[1]}::text, chr(30), chr(31))::timestamptz[],
+            string_to_array(${c[2]}::text, chr(30), chr(31)),
+            string_to_array(${c[3]}::text, chr(30), chr(31))::integer[],
+            string_to_array(${c[4]}::text, chr(30), chr(31)),
+            string_to_array(${c[5]}::text, chr(30), chr(31)),
+            string_to_array(${c[6]}::text, chr(30), chr(31)),
+            string_to_array(${c[7]}::text, chr(30), chr(31)),
+            string_to_array(${c[8]}::text, chr(30), chr(31)),
+            string_to_array(${c[9]}::text, chr(10)))
           ON CONFLICT (id) DO NOTHING
           RETURNING id, seq`,
         ports.length === 0 ? tx`SELECT 1` : tx`
