@@ -149,10 +149,11 @@ export async function runFleet(o: RunOptions, say: (line: string) => void = () =
     await sleep(o.durationS * 1000);
     fleet.stop();
     const seconds = (Date.now() - t0) / 1000;
+    // CPU of the traffic window only (the final delivery and the checks are not part of the load).
+    const cpu1 = { sim: selfCpuSeconds(), cluster: await cluster?.cpu() };
     await Promise.all(tasks);
     say(`generated ${fleet.delivery().generated} events; delivering what is left (up to ${o.flushS} s)`);
     const flushed = await fleet.flush(o.flushS * 1000);
-    const cpu1 = { sim: selfCpuSeconds(), cluster: await cluster?.cpu() };
     await waitPending(probe, 5_000);
     await probe.stop();
     const lag = probe.stats();
