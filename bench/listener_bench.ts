@@ -81,6 +81,17 @@ interface Server {
   logPath: string;
 }
 
+/**
+ * The `--v8-flags=...` of the `listen` task in deno.json (none when it has none): ours runs with the flags
+ * users run it with, though the bench starts listener/main.ts directly so that its memory is the listener's
+ * own and not a task runner's.
+ */
+export async function listenV8Flags(denoJson = new URL("../deno.json", import.meta.url)): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(denoJson));
+  const task: string = config.tasks?.listen ?? "";
+  return task.split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+}
+
 async function startServer(who: Who, fsync: boolean): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: `portwatch_bench_${who}_` });
   const logPath = `${dir}/x.log`;
@@ -92,6 +103,7 @@ async function startServer(who: Who, fsync: boolean): Promise<Server> {
         args: [
           "run",
           "--allow-all",
+          ...await listenV8Flags(),
           LISTENER_MAIN,
           "--port",
           "0",
@@ -179,7 +191,22 @@ interface Cell {
   /** Events per second (requests/s times events per request). */
   eventsPerSec: number;
   mem: Memory;
+  /** Ours: how the resident memory at the end of the run splits (private vs the executable's file pages). */
+  split?: RssSplit;
   check?: LogCheck;
+}
+
+/** RssAnon and RssFile (+ RssShmem) of a process, in MiB. */
+export interface RssSplit {
+  anonMb: number;
+  fileMb: number;
+}
+
+/** RssAnon and RssFile of `pid` from /proc/<pid>/status. */
+export async function readRssSplit(pid: number): Promise<RssSplit> {
+  const text = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = (field: string) => Number(text.match(new RegExp(`^${field}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
+  return { anonMb: kb("RssAnon") / 1024, fileMb: (kb("RssFile") + kb("RssShmem")) / 1024 };
 }
 
 async function runCell(
@@ -204,6 +231,7 @@ async function runCell(
     const warm = await run(opts.warmupSeconds);
     const wrk = await run(opts.seconds);
     const mem = await server.proc.memory();
+    const split = who === "ours" ? await readRssSplit(server.proc.pid) : undefined;
     let check: LogCheck | undefined;
     if (who === "ours") {
       const lines = await settledLineCount(server.logPath);
@@ -211,7 +239,7 @@ async function runCell(
       const slack = (2 * connections + warm.errors + wrk.errors) * perRequest;
       check = { ok: lines >= accepted && lines - accepted <= slack, lines, accepted, slack };
     }
-    return { who, kind, fsync, connections, wrk, eventsPerSec: wrk.rps * perRequest, mem, check };
+    return { who, kind, fsync, connections, wrk, eventsPerSec: wrk.rps * perRequest, mem, split, check };
   } finally {
     await stopServer(server);
   }
@@ -220,10 +248,11 @@ async function runCell(
 function progress(c: Cell): void {
   const what = `${c.who} ${c.kind} fsync ${c.fsync ? "on" : "off"} c=${c.connections}`;
   const check = c.check ? ` log ${c.check.ok ? "ok" : "MISMATCH"} (${fmtInt(c.check.lines)} lines)` : "";
+  const split = c.split ? ` (anon ${fmtMb(c.split.anonMb)} + file ${fmtMb(c.split.fileMb)})` : "";
   console.error(
     `listener: ${what.padEnd(30)} ${fmtInt(c.wrk.rps).padStart(8)} req/s ${
       fmtInt(c.eventsPerSec).padStart(10)
-    } ev/s p50 ${fmtMs(c.wrk.p50Ms)} p99 ${fmtMs(c.wrk.p99Ms)} hwm ${fmtMb(c.mem.hwmMb)} MB${check}`,
+    } ev/s p50 ${fmtMs(c.wrk.p50Ms)} p99 ${fmtMs(c.wrk.p99Ms)} hwm ${fmtMb(c.mem.hwmMb)} MB${split}${check}`,
   );
 }
 
@@ -374,7 +403,13 @@ function targets(sections: Section[]): string[] {
       (worst
         ? `${fmtMb(worst.mem.hwmMb)} MB (${worst.kind}, fsync ${
           worst.fsync ? "on" : "off"
-        }, ${worst.connections} conns)`
+        }, ${worst.connections} conns)` +
+          (worst.split
+            ? `; at the end of that run ${
+              fmtMb(worst.split.anonMb)
+            } MB was the process's own (RssAnon) and ` +
+              `${fmtMb(worst.split.fileMb)} MB pages of the deno executable and libraries (RssFile)`
+            : "")
         : "n/a"),
   );
   const checks = ours.filter((c) => c.check);
@@ -402,7 +437,8 @@ export async function runListenerBench(opts: ListenerBenchOptions = optionsFromE
     `${
       new Date().toISOString()
     } — ${await toolVersions()}; loopback; wrk -t1 -cN -d${opts.seconds}s --latency ` +
-    `after a ${opts.warmupSeconds} s warm-up; a fresh server and temp dir per cell.`,
+    `after a ${opts.warmupSeconds} s warm-up; a fresh server and temp dir per cell; ours runs with the ` +
+    `\`listen\` task's V8 flags (${(await listenV8Flags()).join(" ") || "none"}).`,
   ];
   for (const s of sections) {
     parts.push("", `## fsync ${s.fsync ? "on" : "off"}`, "", sectionTable(s, opts), "", ...checkLines(s));
