@@ -4,7 +4,7 @@ import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
-import { PgStore } from "./pg/store.ts";
+import { PgStore, StoreOpenError } from "./pg/store.ts";
 import { redactUrl } from "./pg/url.ts";
 import { createApp } from "./app.ts";
 import type { ListenerConfig } from "./config.ts";
@@ -132,6 +132,10 @@ if (import.meta.main) {
     if (e instanceof ConfigError) {
       console.error(`portwatch listener: ${e.message}`);
       Deno.exit(2);
+    }
+    if (e instanceof StoreOpenError) {
+      console.error(`portwatch listener: ${e.message}`);
+      Deno.exit(1);
     }
     throw e;
   }

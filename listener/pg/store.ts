@@ -20,6 +20,7 @@ import { eventsWhere, portsWhere } from "./sql_filter.ts";
 import { openPortOf } from "./rows.ts";
 import { isUnavailable, toStoreError } from "./errors.ts";
 import { PgClient } from "./client.ts";
+import { redactUrl } from "./url.ts";
 import { registerPgMetrics } from "./metrics.ts";
 
 /** How the PostgreSQL store connects and keeps data. */
@@ -43,6 +44,14 @@ export interface PgStoreOptions extends WriterOptions {
   path?: string;
   /** Where errors that are handled (logged, retried) are reported. */
   onError?: (what: string, e: unknown) => void;
+}
+
+/** The store could not be opened: the database refused us, or stayed unreachable; names the URL. */
+export class StoreOpenError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = "StoreOpenError";
+  }
 }
 
 /** What opening the store did. */
@@ -77,17 +86,26 @@ export class PgStore implements Store {
     const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
     try {
       let migrated: number[];
+      let attempts = 0;
       for (;;) {
         try {
           migrated = await migrate(client.sql);
           break;
         } catch (e) {
-          if (isUnavailable(e)) client.failed(client.sql);
-          const err = toStoreError(e, "start");
-          if (!(err instanceof Error && err.name === "StoreUnavailableError") || Date.now() > deadline) {
-            throw e;
+          const where = redactUrl(options.url);
+          if (!isUnavailable(e)) {
+            throw new StoreOpenError(`cannot open the PostgreSQL store ${where}: ${(e as Error).message}`, e);
           }
-          options.onError?.("start", e);
+          client.failed(client.sql);
+          if (Date.now() > deadline) {
+            throw new StoreOpenError(
+              `PostgreSQL at ${where} is not reachable after ${
+                Math.round((options.startTimeoutMs ?? 30_000) / 1000)
+              } s: ${(e as Error).message}`,
+              e,
+            );
+          }
+          if (attempts++ % 20 === 0) options.onError?.("start", e); // the first, then every 10 s
           await new Promise((r) => setTimeout(r, 500));
         }
       }
