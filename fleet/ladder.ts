@@ -57,15 +57,22 @@ export async function climb(
   for (const rate of o.rates) {
     fleet.rate = rate;
     await sleep(o.settleS * 1000);
-    const d0 = fleet.delivery();
-    const c0 = { sim: selfCpuSeconds(), cl: await cluster.cpu(), all: machineBusySeconds() };
-    probe.stats(true);
+    // Each reading is taken at both ends in the same order, so every one spans the same window; the
+    // cluster's (a walk of /proc) is taken first and last, outside the window of the cheap ones.
+    const a0 = Date.now();
+    const cl0 = await cluster.cpu();
     const t0 = Date.now();
+    const c0 = { sim: selfCpuSeconds(), all: machineBusySeconds(), d: fleet.delivery() };
+    probe.stats(true);
     await sleep(o.measureS * 1000);
+    const c1 = { sim: selfCpuSeconds(), all: machineBusySeconds(), d: fleet.delivery() };
     const secs = (Date.now() - t0) / 1000;
-    const d1 = fleet.delivery();
-    const c1 = { sim: selfCpuSeconds(), cl: await cluster.cpu(), all: machineBusySeconds() };
     const lag = probe.stats(true);
+    const a1 = Date.now();
+    const cl1 = await cluster.cpu();
+    // The walks' midpoints bound the cluster's window.
+    const clSecs = ((a1 + Date.now()) / 2 - (a0 + t0) / 2) / 1000;
+    const d0 = c0.d, d1 = c1.d;
     const pct = (a: number, b: number) => ((a - b) / secs) * 100;
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const step: Step = {
@@ -79,8 +86,10 @@ export async function climb(
       retries: d1.retries - d0.retries,
       cpu: {
         simulator: pct(c1.sim, c0.sim),
-        replicas: pct(sum(c1.cl.replicas), sum(c0.cl.replicas)),
-        postgres: c1.cl.postgres !== undefined ? pct(c1.cl.postgres, c0.cl.postgres ?? 0) : undefined,
+        replicas: ((sum(cl1.replicas) - sum(cl0.replicas)) / clSecs) * 100,
+        postgres: cl1.postgres !== undefined
+          ? ((cl1.postgres - (cl0.postgres ?? 0)) / clSecs) * 100
+          : undefined,
         other: 0,
       },
       sustained: true,
