@@ -61,7 +61,13 @@ Deno.test({
         const oldEvent = sampleEvent({ id: idAt(old), port: 1 });
         const newEvent = sampleEvent({ id: idAt(now), port: 2 });
         const odd = sampleEvent({ id: "not-a-uuid-7", port: 3 });
-        assert.equal((await app.request("/ingest", json([oldEvent, newEvent, odd]))).status, 200);
+        const oldClose = sampleEvent({
+          id: idAt(old),
+          event: "close",
+          port: 4,
+          observed_at: new Date(old).toISOString(),
+        });
+        assert.equal((await app.request("/ingest", json([oldEvent, newEvent, odd, oldClose]))).status, 200);
         const db = url.split("/").at(-1);
         const where = async (id: string) =>
           (await pg.psql(`SELECT tableoid::regclass FROM events WHERE id = '${id}'`, db)).trim();
@@ -70,6 +76,7 @@ Deno.test({
         const report = await store.maintain(now);
         assert.ok(report.dropped.includes(partitionName(old - (old % DAY_MS))), String(report.dropped));
         for (const name of report.dropped) assert.ok(partitionDay(name)! + DAY_MS <= now - 7 * DAY_MS, name);
+        assert.equal(report.tombstones, 1, "the port closed 20 days ago is forgotten");
         const ids = (await (await app.request("/events?order=asc")).json()).events.map((e: { id: string }) =>
           e.id
         );

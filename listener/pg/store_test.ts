@@ -145,6 +145,34 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "under concurrent writes through two replicas, a subscriber gets every event once",
+      async () => {
+        await withReplicas(await freshDatabase(pg), 2, async ([a, b]) => {
+          const got: string[] = [];
+          const unsubscribe = a.store.subscribe((e) => got.push(e.id));
+          try {
+            const sent = new Set<string>();
+            await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+              for (let k = 0; k < 10; k++) {
+                const batch = Array.from({ length: 25 }, () => ev());
+                for (const e of batch) sent.add(e.id as string);
+                const res = await [a, b][i % 2].app.request("/ingest", json(batch));
+                assert.equal(res.status, 200);
+              }
+            }));
+            await waitFor("every event on the subscriber", () => got.length >= sent.size);
+            assert.equal(got.length, sent.size);
+            assert.equal(new Set(got).size, sent.size);
+            const { events } = await (await b.app.request("/events?order=asc&limit=10000")).json();
+            assert.deepEqual(got, events.map((e: { id: string }) => e.id), "the stream follows store order");
+          } finally {
+            unsubscribe();
+          }
+        });
+      },
+    );
+
     await t.step("the stream crosses replicas and resumes by id", async () => {
       await withReplicas(await freshDatabase(pg), 2, async ([a, b]) => {
         const ac = new AbortController();
