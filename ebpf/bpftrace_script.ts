@@ -10,10 +10,11 @@
  *   sockets are gone). Holders are followed through fork().
  * Output (`bpftrace -f text`, read by bpftrace_parse.ts): each event is one record of space-separated fields
  * ending in RS (\036), without a newline, so bpftrace's line-buffered stdout gathers records and writes them
- * out together when a newline comes. A timer probe prints that newline every {@link FLUSH_MS} ms while there is
- * output (twice after the last record: bpftrace reads its per-CPU buffers in turn, so a record printed just before
- * the first newline may be read just after it). At 2,000 events/s this is ~50 writes a second instead of 2,000,
- * for at most FLUSH_MS of added delay.
+ * out together when a newline comes. A record after a quiet spell (no newline for {@link FLUSH_MS} ms) prints
+ * one at once; otherwise a timer probe prints it, every FLUSH_MS while there is output (twice after the last
+ * record: bpftrace reads its per-CPU buffers in turn, so a record printed just before a newline may be read just
+ * after it). A lone event leaves at once; a storm of 2,000 events/s leaves in ~100 writes a second instead of
+ * 2,000, each event at most FLUSH_MS late.
  * @module
  */
 
@@ -56,6 +57,10 @@ export function bpftraceScript(kernelRelease: string): string {
   $sk = (struct sock *)0;
   if ($f != 0) { $sk = ((struct socket *)$f->private_data)->sk; }`;
   const end = "\\036";
+  // After each record: a newline at once when none was printed for FLUSH_MS (an event after a quiet spell
+  // leaves now), else the timer's newline takes it (a storm leaves in batches, one every FLUSH_MS).
+  const flush = `if (nsecs - @flushed > ${FLUSH_MS * 1_000_000}) { @flushed = nsecs; printf("\\n"); }
+    @out = 2;`;
   const sockArgs = `$sk, $f->f_inode->i_ino, $sk->__sk_common.skc_num, $sk->__sk_common.skc_family, ` +
     `$sk->sk_protocol, $sk->__sk_common.skc_net.net->ns.inum, $sk->__sk_common.skc_rcv_saddr`;
   // One record for an opened socket: the IPv6 address only for AF_INET6 (ntop is the costly field).
@@ -66,13 +71,13 @@ export function bpftraceScript(kernelRelease: string): string {
       } else {
         printf("${kind} %d %d %p %lu %d %d %d %u %u${end}", pid, $fd, ${sockArgs});
       }
-      @out = 2;`;
+      ${flush}`;
   const closed = (fd: string) =>
     `${sockOf(`(int64)args->${fd}`)}
   if ($sk != 0 && @udp[$sk] && $f->${ref.expr} == ${ref.lastRef}) {
     delete(@udp[$sk]);
     printf("C %d %d %p %lu${end}", pid, args->${fd}, $sk, $f->f_inode->i_ino);
-    @out = 2;
+    ${flush}
   }`;
   return `
 tracepoint:syscalls:sys_enter_listen { @lfd[tid] = args->fd + 1; }
@@ -81,7 +86,7 @@ tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
   delete(@lfd[tid]);
   if (args->ret != 0) {
     printf("LF %d %d %d${end}", pid, $fd, args->ret);
-    @out = 2;
+    ${flush}
   } else {${sockOf("$fd")}
     if ($sk != 0) {${opened("L")}
     }
@@ -90,7 +95,7 @@ tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
 tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 10 && args->newstate != 10/ {
   $sk = (struct sock *)args->skaddr;
   printf("U %d %p %d %u${end}", pid, args->skaddr, args->sport, $sk->__sk_common.skc_net.net->ns.inum);
-  @out = 2;
+  ${flush}
 }
 tracepoint:syscalls:sys_enter_bind { @bfd[tid] = args->fd + 1; }
 tracepoint:syscalls:sys_exit_bind /@bfd[tid]/ {
@@ -112,17 +117,17 @@ tracepoint:syscalls:sys_enter_dup3 /@holder[pid]/ {${closed("newfd")}
 tracepoint:sched:sched_process_fork /@holder[args->parent_pid]/ {
   @holder[args->child_pid] = 1;
   printf("F %d %d${end}", args->parent_pid, args->child_pid);
-  @out = 2;
+  ${flush}
 }
 tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
   delete(@holder[pid]);
   printf("X %d${end}", pid);
-  @out = 2;
+  ${flush}
 }
 interval:ms:${FLUSH_MS} /@out > 0/ {
   printf("\\n");
   @out = @out - 1;
 }
-END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); }
+END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); }
 `;
 }
