@@ -58,7 +58,8 @@ export function bpftraceScript(kernelRelease: string): string {
   if ($f != 0) { $sk = ((struct socket *)$f->private_data)->sk; }`;
   const end = "\\036";
   // After each record: a newline at once when none was printed for FLUSH_MS (an event after a quiet spell
-  // leaves now), else the timer's newline takes it (a storm leaves in batches, one every FLUSH_MS).
+  // leaves now), else the timer's newline takes it (a storm leaves in batches, about one every FLUSH_MS: the
+  // timer's newlines count too).
   const flush = `if (nsecs - @flushed > ${FLUSH_MS * 1_000_000}) { @flushed = nsecs; printf("\\n"); }
     @out = 2;`;
   const sockArgs = `$sk, $f->f_inode->i_ino, $sk->__sk_common.skc_num, $sk->__sk_common.skc_family, ` +
@@ -126,6 +127,7 @@ tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
 }
 interval:ms:${FLUSH_MS} /@out > 0/ {
   printf("\\n");
+  @flushed = nsecs;
   @out = @out - 1;
 }
 END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); }
