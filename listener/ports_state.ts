@@ -36,22 +36,53 @@ export function portKey(r: Record<string, unknown>): string {
   }\u0000${r.port}`;
 }
 
-/** The open-port table. */
+/** One open port with the parts of its key, as the record gave them (absent as ""). */
+interface Held {
+  host: unknown;
+  container_id: unknown;
+  netns: unknown;
+  proto: unknown;
+  open: OpenPort;
+}
+
+/**
+ * The open-port table: by port number, then a short list of (host, container, netns, proto); an event finds its
+ * entry without building a key string.
+ */
 export class PortsState {
-  #open = new Map<string, OpenPort>();
+  #byPort = new Map<number, Held[]>();
+  #size = 0;
 
   /** Apply one stored record; records that are not port events are ignored. */
   apply(r: Record<string, unknown>): void {
     if (typeof r.port !== "number" || (r.event !== "open" && r.event !== "close")) return;
-    const key = portKey(r);
+    const host = r.host ?? "";
+    const containerId = r.container_id ?? "";
+    const netns = r.netns ?? "";
+    const proto = r.proto ?? "";
+    let held = this.#byPort.get(r.port);
+    let at = -1;
+    if (held) {
+      for (let i = 0; i < held.length; i++) {
+        const h = held[i];
+        if (h.host === host && h.container_id === containerId && h.netns === netns && h.proto === proto) {
+          at = i;
+          break;
+        }
+      }
+    }
     if (r.event === "close") {
-      this.#open.delete(key);
+      if (at >= 0) {
+        held!.splice(at, 1);
+        if (held!.length === 0) this.#byPort.delete(r.port);
+        this.#size--;
+      }
       return;
     }
-    const prev = this.#open.get(key);
     const ts = String(r.ts);
-    if (prev) {
+    if (at >= 0) {
       // Refreshed in place: no new entry for a port that is already open (the common case under load).
+      const prev = held![at].open;
       prev.host = str(r.host);
       prev.container_id = str(r.container_id);
       prev.container_name = str(r.container_name);
@@ -66,7 +97,7 @@ export class PortsState {
       prev.event_id = String(r.id);
       return;
     }
-    this.#open.set(key, {
+    const open: OpenPort = {
       host: str(r.host),
       container_id: str(r.container_id),
       container_name: str(r.container_name),
@@ -81,18 +112,24 @@ export class PortsState {
       since: str(r.observed_at) ?? ts,
       ts,
       event_id: String(r.id),
-    });
+    };
+    const entry: Held = { host, container_id: containerId, netns, proto, open };
+    if (held) held.push(entry);
+    else this.#byPort.set(r.port, [entry]);
+    this.#size++;
   }
 
   /** Open ports that match `filter` (time bounds apply to when they opened), sorted by host, container, port. */
   list(filter: EventFilter = {}): OpenPort[] {
     const { since, until, event: _e, sources: _s, ...rest } = filter;
     const out: OpenPort[] = [];
-    for (const p of this.#open.values()) {
-      if (!matches(p as unknown as Record<string, unknown>, rest)) continue;
-      if (since && p.since < since) continue;
-      if (until && p.since >= until) continue;
-      out.push(p);
+    for (const held of this.#byPort.values()) {
+      for (const { open: p } of held) {
+        if (!matches(p as unknown as Record<string, unknown>, rest)) continue;
+        if (since && p.since < since) continue;
+        if (until && p.since >= until) continue;
+        out.push(p);
+      }
     }
     return out.sort((a, b) =>
       (a.host ?? "").localeCompare(b.host ?? "") ||
@@ -103,6 +140,6 @@ export class PortsState {
 
   /** Number of open ports. */
   get size(): number {
-    return this.#open.size;
+    return this.#size;
   }
 }
