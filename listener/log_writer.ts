@@ -23,7 +23,9 @@ export interface LogWriterOptions {
 interface Pending {
   /** Whole lines, as bytes or as text (encoded into the batch buffer, no copy of its own). */
   data: Uint8Array | string;
-  onDurable?: () => void;
+  onDurable?: (bytes: Uint8Array) => void;
+  /** Where its bytes are in the batch buffer, once encoded. */
+  end?: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -44,6 +46,7 @@ const BUFFER_KEEP = 4 * 1024 * 1024;
 /** Appends at least this large are written at once when fsync is off and the writer is idle. */
 const DIRECT_MIN = 8 * 1024;
 const DONE = Promise.resolve();
+const EMPTY = new Uint8Array(0);
 
 /** Group-commit writer for one log file. */
 export class LogWriter {
@@ -79,9 +82,10 @@ export class LogWriter {
   /**
    * Append whole lines (each ending in "\n"), as bytes or as text (written as UTF-8). `onDurable` runs
    * synchronously once they are written (and synced), before the promise resolves, in append order: the place
-   * to publish what was stored.
+   * to publish what was stored. It is given the appended bytes as written: a view into the writer's buffer,
+   * valid only during the call.
    */
-  append(data: Uint8Array | string, onDurable?: () => void): Promise<void> {
+  append(data: Uint8Array | string, onDurable?: (bytes: Uint8Array) => void): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the log is closed"));
     if (
       !this.options.fsync && !this.#draining && this.#queue.length === 0 && data.length >= DIRECT_MIN
@@ -100,8 +104,8 @@ export class LogWriter {
    * for others to join would save little (one write() per large request is cheap) and would keep every parsed
    * request in memory meanwhile. Undefined when the file must rotate first (the queued path does that).
    */
-  #writeNow(data: Uint8Array | string, onDurable?: () => void): Promise<void> | undefined {
-    const total = this.#encode([data]);
+  #writeNow(data: Uint8Array | string, onDurable?: (bytes: Uint8Array) => void): Promise<void> | undefined {
+    const total = this.#encodeOne(data, 0);
     if (this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes) {
       return undefined;
     }
@@ -116,11 +120,14 @@ export class LogWriter {
       } catch { /* the error below is what matters */ }
       return Promise.reject(error);
     }
-    if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
     this.stats.batches++;
     this.stats.appends++;
     this.stats.bytes += total;
-    onDurable?.();
+    try {
+      onDurable?.(this.#buf.subarray(0, total));
+    } finally {
+      if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
+    }
     return DONE;
   }
 
@@ -134,28 +141,23 @@ export class LogWriter {
     return this.#buf = bigger;
   }
 
-  /** Encode a batch (appends' data) into the batch buffer; its length in bytes. */
-  #encode(batch: (Uint8Array | string)[]): number {
-    let used = 0;
-    for (const data of batch) {
-      if (typeof data !== "string") {
-        this.#reserve(used, data.length).set(data, used);
-        used += data.length;
-        continue;
-      }
-      // At least one byte per UTF-16 unit; encodeInto stops short (never inside a character) when it runs
-      // out of room, and the rest goes into a bigger buffer.
-      let rest = data;
-      for (;;) {
-        const buf = this.#reserve(used, rest.length);
-        const { read, written } = encoder.encodeInto(rest, buf.subarray(used));
-        used += written;
-        if (read === rest.length) break;
-        rest = rest.slice(read);
-        this.#reserve(used, rest.length * 3);
-      }
+  /** Encode one append's data into the batch buffer after its first `used` bytes; the new end. */
+  #encodeOne(data: Uint8Array | string, used: number): number {
+    if (typeof data !== "string") {
+      this.#reserve(used, data.length).set(data, used);
+      return used + data.length;
     }
-    return used;
+    // At least one byte per UTF-16 unit; encodeInto stops short (never inside a character) when it runs out of
+    // room, and the rest goes into a bigger buffer.
+    let rest = data;
+    for (;;) {
+      const buf = this.#reserve(used, rest.length);
+      const { read, written } = encoder.encodeInto(rest, buf.subarray(used));
+      used += written;
+      if (read === rest.length) return used;
+      rest = rest.slice(read);
+      this.#reserve(used, rest.length * 3);
+    }
   }
 
   async #drain(): Promise<void> {
@@ -167,7 +169,11 @@ export class LogWriter {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
         this.#queue = [];
-        const total = this.#encode(batch.map((p) => p.data));
+        let total = 0;
+        for (const p of batch) {
+          total = p.end = this.#encodeOne(p.data, total);
+          p.data = EMPTY; // the text is not needed any more: let it go before the fsync
+        }
         const buf = this.#buf.subarray(0, total);
         let base = this.#size;
         try {
@@ -195,17 +201,19 @@ export class LogWriter {
           for (const p of batch) p.reject(error);
           continue;
         }
-        if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
         this.stats.batches++;
         this.stats.appends += batch.length;
         this.stats.bytes += total;
+        let start = 0;
         for (const p of batch) {
           try {
-            p.onDurable?.();
+            p.onDurable?.(this.#buf.subarray(start, p.end));
           } finally {
+            start = p.end!;
             p.resolve();
           }
         }
+        if (this.#buf.length > BUFFER_KEEP) this.#buf = new Uint8Array(BUFFER_START);
       }
     } finally {
       this.#draining = false;

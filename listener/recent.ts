@@ -68,18 +68,21 @@ export class RecentLog {
    * seq of the first.
    */
   pushLines(text: string, n: number): number {
+    return this.pushBytes(encoder.encode(text), n);
+  }
+
+  /**
+   * Append `n` lines given as their UTF-8 bytes, each ending in "\n" (as written to the log), in log order;
+   * returns the seq of the first. The bytes are copied.
+   */
+  pushBytes(bytes: Uint8Array, n: number): number {
     const first = this.#seq + 1;
     this.#seq += n;
     if (this.capacity === 0) return first;
-    // At least one byte per UTF-16 unit; encodeInto stops short (never inside a character) when out of room.
-    let at = this.#room(text.length);
-    let { read, written } = encoder.encodeInto(text, this.#buf.subarray(at));
-    if (read < text.length) {
-      at = this.#room(text.length * 3);
-      ({ read, written } = encoder.encodeInto(text, this.#buf.subarray(at)));
-    }
+    const at = this.#room(bytes.length);
+    this.#buf.set(bytes, at);
     const buf = this.#buf;
-    const stop = at + written;
+    const stop = at + bytes.length;
     for (let start = at; start < stop;) {
       let nl = buf.indexOf(10, start);
       if (nl === -1 || nl >= stop) nl = stop; // a last line without its "\n"

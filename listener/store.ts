@@ -11,7 +11,7 @@ import { IdWindow } from "./id_window.ts";
 import { type Entry, RecentLog } from "./recent.ts";
 import { PortsState } from "./ports_state.ts";
 import { type EventFilter, matches } from "./filter.ts";
-import { FRESH_ID, LINE, type Record_ } from "./validate.ts";
+import { PREPARED, type Record_, type Records } from "./validate.ts";
 import type { OpenPort } from "./ports_state.ts";
 import type { Registry } from "../events/metrics.ts";
 import type { IngestResult, Store, StoreHooks } from "./store_api.ts";
@@ -34,6 +34,7 @@ export interface OpenReport {
 }
 
 const DURABLE = Promise.resolve();
+const decoder = new TextDecoder();
 
 /** fsync buckets (seconds): tmpfs takes microseconds, an SSD about a millisecond, a busy disk much more. */
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
@@ -88,9 +89,12 @@ export class EventStore implements Store {
       fail = reject;
     });
     written.catch(() => {}); // observed through `waits` or by the requests that found these ids
-    for (const r of records) {
+    const prep = (records as Records)[PREPARED];
+    const lines: string[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
       // An id made by validation just now cannot be known: only the ids clients chose are looked up.
-      const known = r[FRESH_ID] ? undefined : this.#window.get(r.id);
+      const known = prep?.freshIds[i] ? undefined : this.#window.get(r.id);
       if (known) {
         duplicates++;
         this.hooks.duplicate?.(r);
@@ -99,22 +103,26 @@ export class EventStore implements Store {
       }
       this.#window.add(r.id, written);
       fresh.push(r);
+      // The line validation built from the client's own text when it could, else the record serialised.
+      lines.push(prep?.lines[i] ?? JSON.stringify(r));
     }
     if (fresh.length > 0) {
-      // The line validation built from the client's own text when it could, else the record serialised.
-      const lines = new Array<string>(fresh.length);
-      for (let i = 0; i < fresh.length; i++) lines[i] = fresh[i][LINE] ?? JSON.stringify(fresh[i]);
-      const text = lines.join("\n") + "\n";
-      const write = this.writer.append(text, () => {
-        const first = this.recent.pushLines(text, fresh.length);
+      // Once joined, the lines (which hold on to the request's body) are let go: the recent log copies the
+      // bytes written, and a subscriber's line is decoded from them.
+      if (prep) prep.lines = [];
+      const write = this.writer.append(lines.join("\n") + "\n", (bytes) => {
+        const first = this.recent.pushBytes(bytes, fresh.length);
         const live = this.#subscribers.size > 0;
+        let at = 0;
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
           this.ports.apply(r);
-          if (live) {
-            const entry: Entry = { seq: first + i, id: r.id, record: r, line: lines[i] };
-            for (const s of this.#subscribers) s(entry);
-          }
+          if (!live) continue;
+          const end = bytes.indexOf(10, at);
+          const line = decoder.decode(bytes.subarray(at, end));
+          at = end + 1;
+          const entry: Entry = { seq: first + i, id: r.id, record: r, line };
+          for (const s of this.#subscribers) s(entry);
         }
         this.counters.stored += fresh.length;
         this.hooks.stored?.(fresh);

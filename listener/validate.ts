@@ -30,26 +30,29 @@ export class ValidationError extends Error {
   }
 }
 
-/**
- * The record's log line, when validation could build it from the client's own text (see {@link toRecords});
- * a symbol, so JSON.stringify, `for...in` and Object.keys never see it. Stores that write JSON lines may
- * use it; others ignore it.
- */
-export const LINE: unique symbol = Symbol("portwatch.line");
-/** Set (true) on a record whose id was made here, just now: it cannot have been stored before. */
-export const FRESH_ID: unique symbol = Symbol("portwatch.freshId");
+/** A record ready to store: `ts` and `id` first, then the item's fields. */
+export type Record_ = { ts: string; id: string; [key: string]: unknown };
 
 /**
- * A record ready to store: `ts` and `id` first, then the item's fields. A record from the fast path keeps the
- * item's key order in memory (ts and id last); its {@link LINE} has ts and id first, as every stored line does.
+ * What validation learnt about each record, kept on the array {@link toRecords} returns under
+ * {@link PREPARED}. Stores that write JSON lines may use it; others ignore it (a symbol: JSON.stringify,
+ * `for...in` and Object.keys never see it; a copy or a filter of the array drops it, which is always safe).
  */
-export type Record_ = {
-  ts: string;
-  id: string;
-  [key: string]: unknown;
-  [LINE]?: string;
-  [FRESH_ID]?: true;
-};
+export interface Prepared {
+  /**
+   * The record's log line where validation could build it from the client's own text (ts and id first, as
+   * every stored line); undefined where the record must be serialised.
+   */
+  lines: (string | undefined)[];
+  /** 1 where the record's id was made here, just now: it cannot have been stored before. */
+  freshIds: Uint8Array;
+}
+
+/** The key of {@link Prepared} on a records array. */
+export const PREPARED: unique symbol = Symbol("portwatch.prepared");
+
+/** Records as {@link toRecords} returns them. */
+export type Records = Record_[] & { [PREPARED]?: Prepared };
 
 const MAX_ISSUES = 20;
 
@@ -85,16 +88,19 @@ function lineFrom(
  *
  * `texts` (from parseBody) holds the text each item was parsed from, where it stood alone. A plain valid event
  * (events/fast_check.ts) whose text is compact JSON, has no `ts`, and has its `id` first or none is not copied:
- * the item itself becomes the record (ts and id added) and its {@link LINE} is the client's text with ts (and
- * a new id) spliced in front, so the store writes it without serialising it again.
+ * the item itself becomes the record (ts and id added; in memory its keys keep the client's order) and its
+ * line ({@link Prepared}) is the client's text with ts (and a new id) spliced in front, so the store writes it
+ * without serialising it again.
  */
 export function toRecords(
   items: Record<string, unknown>[],
   ts: string,
   texts?: readonly (string | undefined)[],
-): Record_[] {
+): Records {
   const issues: ItemIssue[] = [];
-  const records: Record_[] = new Array(items.length);
+  const records: Records = new Array(items.length);
+  const prep: Prepared = { lines: new Array(items.length), freshIds: new Uint8Array(items.length) };
+  records[PREPARED] = prep;
   for (let index = 0; index < items.length && issues.length < MAX_ISSUES; index++) {
     const item = items[index];
     let data: Record<string, unknown>;
@@ -110,9 +116,9 @@ export function toRecords(
             record.ts = ts;
             if (newId !== undefined) {
               record.id = newId;
-              record[FRESH_ID] = true;
+              prep.freshIds[index] = 1;
             }
-            record[LINE] = line;
+            prep.lines[index] = line;
             records[index] = record;
             continue;
           }
@@ -149,7 +155,7 @@ export function toRecords(
       if (key !== "id" && key !== "ts") record[key] = data[key];
     }
     if (data.ts !== undefined) record.client_ts = data.ts;
-    if (id === undefined) record[FRESH_ID] = true;
+    if (id === undefined) prep.freshIds[index] = 1;
     records[index] = record;
   }
   if (issues.length > 0) throw new ValidationError(issues);

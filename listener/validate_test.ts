@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FRESH_ID, LINE, toRecords } from "./validate.ts";
+import { PREPARED, type Record_, type Records, toRecords } from "./validate.ts";
 import { parseBody } from "./parse_body.ts";
 
 const TS = "2026-11-25T08:00:00.000Z";
@@ -8,23 +8,29 @@ const EVENT = { event: "open", port: 5000, pids: [123], source: "polling", proto
 /** The records of one NDJSON body, with the texts parseBody keeps. */
 function ndjson(body: string) {
   const { items, texts } = parseBody(body, "application/x-ndjson");
-  return toRecords(items, TS, texts);
+  return withPrepared(toRecords(items, TS, texts));
+}
+
+/** Each record with its prepared line and fresh-id flag. */
+function withPrepared(records: Records) {
+  const prep = records[PREPARED]!;
+  return records.map((r: Record_, i) => ({ ...r, line: prep.lines[i], fresh: prep.freshIds[i] === 1, r }));
 }
 
 Deno.test("toRecords: a compact event is written through, ts (and a new id) spliced in front", () => {
   const [r] = ndjson(JSON.stringify(EVENT) + "\n");
   assert.equal(typeof r.id, "string");
-  assert.equal(r[FRESH_ID], true);
+  assert.equal(r.fresh, true);
   // Exactly the line the slow path (JSON.stringify of ts, id, then the fields) would write.
-  assert.equal(r[LINE], JSON.stringify({ ts: TS, id: r.id, ...EVENT }));
+  assert.equal(r.line, JSON.stringify({ ts: TS, id: r.id, ...EVENT }));
   assert.equal(r.ts, TS);
 });
 
 Deno.test("toRecords: a client id that comes first is written through and not marked fresh", () => {
   const ev = { id: "client-1", ...EVENT };
   const [r] = ndjson(JSON.stringify(ev) + "\r\n"); // CRLF: the \r is not part of the text
-  assert.equal(r[LINE], JSON.stringify({ ts: TS, ...ev }));
-  assert.equal(r[FRESH_ID], undefined);
+  assert.equal(r.line, JSON.stringify({ ts: TS, ...ev }));
+  assert.equal(r.fresh, false);
   assert.equal(r.id, "client-1");
 });
 
@@ -44,26 +50,26 @@ Deno.test("toRecords: what cannot be written through as it is takes the slow pat
     const expected = toRecords([item], TS)[0];
     if (text.includes('"id":"a"')) {
       // A repeated key: JSON.parse keeps the last; so does the stored line.
-      assert.equal(r[LINE], undefined, text);
+      assert.equal(r.line, undefined, text);
       assert.equal(r.id, "b");
       continue;
     }
     if (text.includes('q\\"uote')) {
       // Its text does match JSON.stringify, so it may be written through; either way the line is the same.
-      assert.equal(r[LINE] ?? JSON.stringify(r), JSON.stringify(expected), text);
+      assert.equal(r.line ?? JSON.stringify(r.r), JSON.stringify(expected), text);
       continue;
     }
-    assert.equal(r[LINE], undefined, text);
+    assert.equal(r.line, undefined, text);
     if (item.id === undefined) expected.id = r.id;
-    assert.equal(JSON.stringify(r), JSON.stringify(expected), text);
+    assert.equal(JSON.stringify(r.r), JSON.stringify(expected), text);
   }
 });
 
 Deno.test("toRecords: a single JSON object body is written through too; arrays are not", () => {
   const one = parseBody(JSON.stringify(EVENT), "application/json");
-  const [r] = toRecords(one.items, TS, one.texts);
-  assert.equal(r[LINE], JSON.stringify({ ts: TS, id: r.id, ...EVENT }));
+  const [r] = withPrepared(toRecords(one.items, TS, one.texts));
+  assert.equal(r.line, JSON.stringify({ ts: TS, id: r.id, ...EVENT }));
   const many = parseBody(JSON.stringify([EVENT, EVENT]), "application/json");
   assert.equal(many.texts, undefined);
-  for (const x of toRecords(many.items, TS, many.texts)) assert.equal(x[LINE], undefined);
+  for (const x of withPrepared(toRecords(many.items, TS, many.texts))) assert.equal(x.line, undefined);
 });
