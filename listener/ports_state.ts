@@ -60,7 +60,7 @@ export class PortsState {
     const containerId = r.container_id ?? "";
     const netns = r.netns ?? "";
     const proto = r.proto ?? "";
-    let held = this.#byPort.get(r.port);
+    const held = this.#byPort.get(r.port);
     let at = -1;
     if (held) {
       for (let i = 0; i < held.length; i++) {
