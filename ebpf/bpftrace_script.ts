@@ -58,9 +58,12 @@ export function bpftraceScript(kernelRelease: string): string {
   if ($f != 0) { $sk = ((struct socket *)$f->private_data)->sk; }`;
   const end = "\\036";
   // After each record: a newline at once when none was printed for FLUSH_MS (an event after a quiet spell
-  // leaves now), else the timer's newline takes it (a storm leaves in batches, about one every FLUSH_MS: the
-  // timer's newlines count too).
-  const flush = `if (nsecs - @flushed > ${FLUSH_MS * 1_000_000}) { @flushed = nsecs; printf("\\n"); }
+  // leaves now), else the timer's newline takes it (a storm leaves in batches, about one every FLUSH_MS: a
+  // timer newline that carried records counts as a flush, its straggler newlines do not).
+  const flush = `if (nsecs - @flushed > ${
+    FLUSH_MS * 1_000_000
+  }) { @flushed = nsecs; @pend = 0; printf("\\n"); }
+    else { @pend = 1; }
     @out = 2;`;
   const sockArgs = `$sk, $f->f_inode->i_ino, $sk->__sk_common.skc_num, $sk->__sk_common.skc_family, ` +
     `$sk->sk_protocol, $sk->__sk_common.skc_net.net->ns.inum, $sk->__sk_common.skc_rcv_saddr`;
@@ -127,9 +130,9 @@ tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
 }
 interval:ms:${FLUSH_MS} /@out > 0/ {
   printf("\\n");
-  @flushed = nsecs;
+  if (@pend) { @flushed = nsecs; @pend = 0; }
   @out = @out - 1;
 }
-END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); }
+END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); clear(@pend); }
 `;
 }
