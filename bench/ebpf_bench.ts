@@ -531,6 +531,8 @@ interface CpuResult {
   /** % of one core, engine process tree. */
   userPct: number;
   sysPct: number;
+  /** % of one core, the listener the engine delivers to (not the engine's; for where the CPU goes). */
+  listenerPct: number;
   /** % of one core by comm. */
   byComm: [string, number][];
   /** BPF programs' run time as % of one core, and runs per second (bpftrace engine, bpf_stats on). */
@@ -579,11 +581,13 @@ async function cpuPhase(
   res: Resources,
   ns: NetNs,
   engine: Engine,
+  listenerPid: number,
   tail: LogTail,
   opts: EbpfBenchOptions,
   tck: number,
 ): Promise<CpuResult> {
   let a: TreeCpu | undefined, b: TreeCpu | undefined;
+  let la: TreeCpu | undefined, lb: TreeCpu | undefined;
   let bpfA: ReturnType<typeof bpfProgStats> | undefined, bpfB: typeof bpfA;
   let seconds = 0;
   const bpftrace = engine.bpftracePid;
@@ -591,10 +595,12 @@ async function cpuPhase(
   try {
     const load = await runLoad(res, ns, opts, async (windowMs) => {
       a = treeCpu(engine.proc.pid);
+      la = treeCpu(listenerPid);
       if (stats) bpfA = bpfProgStats(bpftrace!);
       const t0 = performance.now();
       await sleep(windowMs);
       b = treeCpu(engine.proc.pid);
+      lb = treeCpu(listenerPid);
       if (stats) bpfB = bpfProgStats(bpftrace!);
       seconds = (performance.now() - t0) / 1000;
     });
@@ -618,6 +624,7 @@ async function cpuPhase(
       userPct: pctOf(b!.user - a!.user),
       sysPct: pctOf(b!.sys - a!.sys),
       byComm,
+      listenerPct: pctOf(lb!.user + lb!.sys - la!.user - la!.sys),
       bpfPct: bpfA && bpfB ? ((bpfB.ns - bpfA.ns) / 1e9 / seconds) * 100 : undefined,
       bpfRunsPerS: bpfA && bpfB ? (bpfB.runs - bpfA.runs) / seconds : undefined,
       bpfProgs: bpfB?.progs,
@@ -710,7 +717,7 @@ async function runEngine(
         );
       }
 
-      const cpu = await cpuPhase(res, ns, engine, tail, opts, tck);
+      const cpu = await cpuPhase(res, ns, engine, listener.proc.pid, tail, opts, tck);
       progress(
         `${spec.key}: ${fmtInt(cpu.load.count)} bind+close in ${cpu.load.seconds.toFixed(1)} s: CPU ${
           (cpu.userPct + cpu.sysPct).toFixed(2)
@@ -937,6 +944,8 @@ function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
     "load gen CPU µs per bind+close",
     "÷ no engine",
     "BPF programs, % of one core",
+    "listener CPU %",
+    "load gen CPU %",
   ];
   const rows = runs.map((r) => {
     const expected = r.cpu.load.count;
@@ -964,6 +973,8 @@ function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
       r.cpu.bpfPct === undefined
         ? ""
         : `${r.cpu.bpfPct.toFixed(2)} (${fmtInt(r.cpu.bpfRunsPerS)} runs/s, ${r.cpu.bpfProgs} programs)`,
+      r.cpu.listenerPct.toFixed(2),
+      (((r.cpu.load.user + r.cpu.load.sys) / r.cpu.load.seconds) * 100).toFixed(2),
     ];
   });
   rows.push([
@@ -979,6 +990,8 @@ function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
     perBindUs(baseline).toFixed(1),
     "1.00x",
     "",
+    "",
+    (((baseline.user + baseline.sys) / baseline.seconds) * 100).toFixed(2),
   ]);
   return markdownTable(header, rows, ALIGN_R(header.length, 2));
 }
@@ -1207,7 +1220,9 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       "of the engine's process tree (every live descendant, plus cutime+cstime of what they reaped), as % of " +
       "one core: for the bpftrace engine deno and its bpftrace child, for polling the deno process, for the " +
       "seed loop bash and its ss/awk/sort/comm/curl/sleep children. The engine delivers what it sees to the " +
-      "listener (not counted). `load ports stored` counts the open and close events stored for the load's " +
+      "listener (not counted in the engine's figure; its own CPU over the same window is the `listener CPU %` " +
+      "column, and the load generator's over its whole run `load gen CPU %`, for where the machine's CPU goes). " +
+      "`load ports stored` counts the open and close events stored for the load's " +
       "ports (each port is reused every 2 s, so every bind is one open and one close); the next column is when " +
       `the last of them was stored, after the load ended (the engine's backlog; the wait stops after ` +
       `${LOAD_WAIT_MS / 1000} s).`,
