@@ -1,6 +1,6 @@
 /**
- * The tracker's state on disk (SNAPSHOT_PATH), written atomically (temp file, fsync, rename) on every change,
- * so a restarted watcher diffs against what was open before: a port that opened or closed while it was down
+ * The tracker's state on disk (SNAPSHOT_PATH), written atomically (temp file, fsync unless on tmpfs, rename)
+ * on every change, so a restarted watcher diffs against what was open before: a port that opened or closed while it was down
  * gets its event, and a port still open gets no second `open`.
  * @module
  */
@@ -26,6 +26,37 @@ export interface Snapshot {
 
 const madeDirs = new Set<string>();
 
+/** Whether each snapshot directory is on tmpfs (from /proc/self/mountinfo, once per directory). */
+const tmpfsDirs = new Map<string, boolean>();
+
+/**
+ * True when `dir` lives on a tmpfs (the default, /dev/shm): there fsync has nothing to make durable (the
+ * page cache is the storage) yet costs a syscall per write, which under a storm of changes adds up.
+ */
+export function isTmpfs(dir: string, mountinfo?: string): boolean {
+  let known = tmpfsDirs.get(dir);
+  if (known !== undefined && mountinfo === undefined) return known;
+  known = false;
+  try {
+    const real = Deno.realPathSync(dir);
+    let best = -1;
+    for (const line of (mountinfo ?? Deno.readTextFileSync("/proc/self/mountinfo")).split("\n")) {
+      // id parent major:minor root mountpoint options [optional fields] - fstype source superoptions
+      const f = line.split(" ");
+      const mount = f[4]?.replace(/\\040/g, " ");
+      const dash = f.indexOf("-");
+      if (!mount || dash < 0) continue;
+      const under = real === mount || real.startsWith(mount === "/" ? "/" : `${mount}/`);
+      if (under && mount.length >= best) {
+        best = mount.length;
+        known = f[dash + 1] === "tmpfs";
+      }
+    }
+  } catch { /* unknown: fsync */ }
+  if (mountinfo === undefined) tmpfsDirs.set(dir, known);
+  return known;
+}
+
 /**
  * Write the snapshot atomically. Synchronous on purpose: on the default tmpfs path it takes microseconds, far
  * less than the async file operations it replaced cost the event loop at thousands of changes a second.
@@ -48,7 +79,7 @@ export function saveSnapshot(path: string, snapshot: Snapshot, outboxJson?: stri
       const buf = new TextEncoder().encode(text);
       let off = 0;
       while (off < buf.length) off += file.writeSync(buf.subarray(off));
-      file.syncSync();
+      if (!isTmpfs(dirname(path))) file.syncSync();
     } finally {
       file.close();
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import { isTmpfs, loadSnapshot, saveSnapshot } from "./snapshot.ts";
 
 Deno.test("snapshot: saved atomically, loaded by its owner only, bad files reported not thrown", async () => {
   const dir = await Deno.makeTempDir();
@@ -36,4 +36,15 @@ Deno.test("saveSnapshot: an outbox given serialised, in parts, reads back as one
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("isTmpfs: the longest mount point holding the directory decides", () => {
+  const mountinfo = [
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+    "30 22 0:25 / /dev/shm rw,nosuid,nodev shared:2 - tmpfs tmpfs rw",
+    "31 22 0:26 / /dev/shm/disk rw shared:3 - ext4 /dev/sdb1 rw",
+  ].join("\n");
+  const real = Deno.realPathSync("/");
+  assert.equal(isTmpfs(real, mountinfo), false, "/ is ext4");
+  assert.equal(isTmpfs("/dev/shm", mountinfo), true);
 });
