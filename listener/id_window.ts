@@ -120,7 +120,11 @@ class Generation {
     this.hashes[slot] = h;
     if (uuid) {
       this.kinds[slot] = KIND_UUID;
-      this.words.set(wd, slot * 4);
+      const o = slot * 4;
+      this.words[o] = wd[0];
+      this.words[o + 1] = wd[1];
+      this.words[o + 2] = wd[2];
+      this.words[o + 3] = wd[3];
     } else {
       this.kinds[slot] = KIND_STRING;
       this.strings[slot] = id;
