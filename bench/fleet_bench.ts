@@ -144,11 +144,13 @@ async function benchPorts(o: FleetBenchOptions): Promise<string> {
     env: { STORE_URL: await pg.createDatabase("portwatch") },
   });
   try {
-    await replica.start();
+    await replica.start(); // creates the schema
+    await replica.stop();
     const t0 = Date.now();
     say(`loading ${fmtInt(o.storedEvents)} events into PostgreSQL`);
     await loadHistory(pg, "portwatch", o.storedEvents, (n) => say(`  ${fmtInt(n)} events loaded`));
     const loadS = (Date.now() - t0) / 1000;
+    await replica.start();
     const [events, states] = (await pg.psql(
       "SELECT (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM port_state)",
       "portwatch",

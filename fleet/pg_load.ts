@@ -2,7 +2,7 @@
  * Fill a PostgreSQL store fast with a synthetic history, for the `/ports` benchmark: `count` events written by
  * SQL (`INSERT ... SELECT generate_series`) straight into the schema the listener created (listener/pg/
  * migrations.ts), with the `port_state` rows that history leaves behind, as the store would have written them.
- *
+ * No listener may run on the database meanwhile: its queries would scan while the indexes are rebuilt. *
  * The history: 1,000 hosts, each with the host itself and 4 containers; `count` events are open/close pairs
  * of ephemeral ports (every pair a port of its own, so the history leaves `count / 2` closed ports as
  * tombstones in `port_state`), spread over the last two hours, with UUIDv7 ids; then 4 services (80, 443,
@@ -103,6 +103,14 @@ export async function loadHistory(
      WHERE schemaname = 'public' AND tablename = 'events' AND indexname <> 'events_id_key'`,
     database,
   )).split("\n").filter((l) => l !== "").map((l) => l.split("\t"));
+  // Every index over events and its partitions, to compare after the rebuild.
+  const census = async () =>
+    (await pg.psql(
+      `SELECT count(*) FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname
+       JOIN pg_index x ON x.indexrelid = c.oid WHERE i.tablename LIKE 'events%' AND x.indisvalid`,
+      database,
+    )).trim();
+  const before = await census();
   await pg.psql(defs.map(([name]) => `DROP INDEX "${name}";`).join("\n"), database);
   // Two sessions at once, one per core.
   let next = 0;
@@ -125,9 +133,16 @@ export async function loadHistory(
   };
   await Promise.all([worker(), worker()]);
   await pg.psql(
-    `SET maintenance_work_mem = '256MB';\n` + defs.map(([, def]) => `${def};`).join("\n"),
+    // pg_indexes shows a partitioned table's index as "ON ONLY events", which would not build the
+    // partitions' indexes: build them all.
+    `SET maintenance_work_mem = '256MB';\n` +
+      defs.map(([, def]) => `${def.replace(" ON ONLY ", " ON ")};`).join("\n"),
     database,
   );
+  const after = await census();
+  if (after !== before) {
+    throw new Error(`index rebuild: ${before} valid indexes before the load, ${after} after`);
+  }
   // Every pair's port is closed at the end: one tombstone per pair (the odd events), the close's version.
   const half = Math.floor(count / 4) * 2;
   await Promise.all([[1, half - 1], [half + 1, count - 1]].map(([lo, hi]) =>
