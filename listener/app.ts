@@ -100,7 +100,9 @@ export function createApp(store: Store, options: AppOptions): Hono {
     async (c) => {
       let records;
       try {
-        const { items, texts } = parseBody(await c.req.text(), c.req.header("content-type"));
+        // The raw request's text, not c.req.text(), which Hono keeps for the life of the request (until the
+        // fsync) although nothing reads it again.
+        const { items, texts } = parseBody(await c.req.raw.text(), c.req.header("content-type"));
         records = toRecords(items, new Date().toISOString(), texts);
       } catch (e) {
         if (e instanceof BodyError) return c.json({ ok: false, error: e.message, ...e.detail }, e.status);
