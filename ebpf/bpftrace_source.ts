@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { bpftraceScript } from "./bpftrace_script.ts";
+import { bpftraceScript, FLUSH_MS } from "./bpftrace_script.ts";
 import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
@@ -74,6 +74,8 @@ export class BpftraceSource implements SocketEventSource {
   readonly name = "bpftrace";
   /** The program hands its events over every FLUSH_MS already: the engine only joins what one read brings. */
   readonly gatherMs = 1;
+  /** A record waits for at most two newlines (see bpftrace_script.ts), then the pipe. */
+  readonly settleMs = 3 * FLUSH_MS + 40;
   lost = 0;
   #child?: Deno.ChildProcess;
   #ready!: Promise<void>;

@@ -187,43 +187,60 @@ export class EventEngine {
     if (this.#exitCheck !== undefined) return;
     this.#exitCheck = setTimeout(() => {
       this.#exitCheck = undefined;
-      if (!this.#stopped) this.reconcile(false);
+      if (!this.#stopped) this.reconcile(false).catch(() => {});
     }, this.options.exitCheckMs ?? 50);
   }
 
-  /** Scan and make the ledger agree; returns the drift found (logged when non-zero). */
+  /**
+   * Scan and make the ledger agree; returns the drift found (logged when non-zero). The scan is taken in turn
+   * with the reports; it is compared with the ledger a moment later (the source's settleMs), once the events
+   * that raced with it have arrived, and the sockets those events opened or closed are not judged.
+   */
   reconcile(countDrift = true): Promise<number> {
-    return this.#enqueue(async () => {
-      let drift = 0;
-      for (const { netns, sockets, owners } of await this.poll.rawScan()) {
-        const before = this.ledger.drift;
-        const d = this.ledger.reconcile(netns, sockets, (inode) => owners.get(inode) ?? []);
-        if (!countDrift) this.ledger.drift = before;
-        else drift += d;
-        if (d > 0) await this.#observe(netns);
-      }
-      this.stats.reconciles++;
-      this.stats.drift += drift;
-      this.stats.lost = this.options.source.lost;
-      if (drift > 0) {
-        log.warn(
-          "reconciliation found {drift} socket(s) the {engine} events missed (total drift {total}); " +
-            "please report this with your kernel version",
-          {
-            drift,
-            engine: this.options.source.name,
-            total: this.stats.drift,
-          },
-        );
-      }
-      return drift;
+    const settleMs = this.options.source.settleMs ?? 50;
+    let changed: Set<string> | undefined;
+    return this.#enqueue(() => {
+      changed = this.ledger.watchChanges();
+      return this.poll.rawScan();
+    }).then(async (scans) => {
+      await new Promise((r) => setTimeout(r, settleMs));
+      return this.#enqueue(async () => {
+        this.ledger.unwatchChanges(changed!);
+        if (this.#stopped) return 0;
+        let drift = 0;
+        for (const { netns, sockets, owners } of scans) {
+          const before = this.ledger.drift;
+          const d = this.ledger.reconcile(netns, sockets, (inode) => owners.get(inode) ?? [], changed);
+          if (!countDrift) this.ledger.drift = before;
+          else drift += d;
+          if (d > 0) await this.#observe(netns);
+        }
+        this.stats.reconciles++;
+        this.stats.drift += drift;
+        this.stats.lost = this.options.source.lost;
+        if (drift > 0) {
+          log.warn(
+            "reconciliation found {drift} socket(s) the {engine} events missed (total drift {total}); " +
+              "please report this with your kernel version",
+            {
+              drift,
+              engine: this.options.source.name,
+              total: this.stats.drift,
+            },
+          );
+        }
+        return drift;
+      });
+    }, (e) => {
+      if (changed) this.ledger.unwatchChanges(changed);
+      throw e;
     });
   }
 
   /** Process events until stop(); reconciles every reconcileMs. Resolves with why the source ended. */
   async run(): Promise<string> {
     const every = this.options.reconcileMs ?? 30_000;
-    this.#timer = setInterval(() => this.reconcile(), every);
+    this.#timer = setInterval(() => this.reconcile().catch(() => {}), every); // failures are logged
     try {
       return await this.options.source.run(this.#onEvent);
     } finally {

@@ -14,6 +14,11 @@ export interface SocketEventSource {
    * already hands its events over in batches.
    */
   readonly gatherMs?: number;
+  /**
+   * The longest an event may take from the kernel to `onEvent` (ms; default 50): a reconciliation compares its
+   * scan with the events only after this long, so that events in flight during the scan are not taken for drift.
+   */
+  readonly settleMs?: number;
   /** Events the kernel or the tool reported lost (a reason to reconcile). */
   readonly lost: number;
   /** Stop the source and wait for it. */

@@ -59,6 +59,27 @@ export class SocketLedger {
   #bySk = new Map<string, string>();
   /** Sockets added or removed by reconciliation: drift the events did not explain. */
   drift = 0;
+  /** Open change watches: each collects the keys of sockets events open or close (see watchChanges). */
+  #watches = new Set<Set<string>>();
+
+  /**
+   * Collect, from now until {@link unwatchChanges}, the keys of the sockets that events open or close: what a
+   * reconciliation must not judge, its scan having raced with those events.
+   */
+  watchChanges(): Set<string> {
+    const keys = new Set<string>();
+    this.#watches.add(keys);
+    return keys;
+  }
+
+  /** Stop collecting into `keys`. */
+  unwatchChanges(keys: Set<string>): void {
+    this.#watches.delete(keys);
+  }
+
+  #changed(key: string): void {
+    for (const w of this.#watches) w.add(key);
+  }
 
   /** Live sockets, optionally of one namespace. */
   sockets(netns?: number): LiveSocket[] {
@@ -164,6 +185,7 @@ export class SocketLedger {
     }
     this.#sockets.set(key, s);
     this.#index(s);
+    if (this.#watches.size > 0) this.#changed(key);
     if (e.sk) {
       s.sk = e.sk;
       this.#bySk.set(e.sk, key);
@@ -180,6 +202,7 @@ export class SocketLedger {
   #remove(key: string): number[] {
     const s = this.#sockets.get(key);
     if (!s) return [];
+    if (this.#watches.size > 0) this.#changed(key);
     this.#unindex(s);
     this.#sockets.delete(key);
     for (const f of s.fds) if (this.#byFd.get(f) === key) this.#byFd.delete(f);
@@ -189,18 +212,21 @@ export class SocketLedger {
 
   /**
    * Make namespace `netns` agree with a scan of it (sockets and their holders). Returns how many sockets the
-   * events had not accounted for (added or removed here): 0 when the events told the whole story.
+   * events had not accounted for (added or removed here): 0 when the events told the whole story. Sockets in
+   * `skip` (events opened or closed them while the scan was under way, see watchChanges) are left as they are.
    */
   reconcile(
     netns: number,
     scanned: readonly ListeningSocket[],
     pidsOf: (inode: number) => readonly number[],
+    skip?: ReadonlySet<string>,
   ): number {
     const seen = new Set<string>();
     let drift = 0;
     for (const sock of scanned) {
       const key = `ino:${sock.inode}`;
       seen.add(key);
+      if (skip?.has(key)) continue;
       const known = this.#sockets.get(key);
       const pids = pidsOf(sock.inode);
       if (known) {
@@ -239,7 +265,7 @@ export class SocketLedger {
       drift++;
     }
     for (const s of this.sockets(netns)) {
-      if (!seen.has(s.key)) {
+      if (!seen.has(s.key) && !skip?.has(s.key)) {
         this.#remove(s.key);
         drift++;
       }
