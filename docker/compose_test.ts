@@ -21,6 +21,8 @@ import { traceeSettingsFromEnv } from "../ebpf/tracee/adapter.ts";
 const ROOT = fromFileUrl(new URL("../", import.meta.url)).replace(/\/$/, "");
 const LISTENER = "listner-api";
 const SEED_SERVICES = [LISTENER, "portwatcher", "ebpf-portwatcher", "nodejs-tester", "python-tester"];
+/** The store tier of `--profile pg`: a second listener replica and PostgreSQL. */
+const PG_SERVICES = ["listner-api-2", "postgres"];
 
 type Json = Record<string, unknown>;
 interface Service {
@@ -212,7 +214,7 @@ Deno.test("compose.yaml: the seed's services, the listener under the seed's spel
     assert.equal(compose.services[name].profiles, undefined, `${name} starts with a plain up`);
   }
   for (const [name, s] of services) {
-    if (name === LISTENER) continue;
+    if (name === LISTENER || PG_SERVICES.includes(name)) continue;
     const deps = s.depends_on as Record<string, { condition?: string }> | undefined;
     assert.equal(deps?.[LISTENER]?.condition, "service_healthy", `${name} waits for a healthy listener`);
   }
@@ -232,7 +234,9 @@ Deno.test("compose.yaml: every environment variable is one its service's program
     const env = Object.keys(envOfService(s));
     const entry = entryOf(commandOf(s));
     if (entry === undefined) {
-      assert.deepEqual(env, [], `${name} runs no portwatch program, so it takes no portwatch settings`);
+      // an image's own settings only (postgres: POSTGRES_*)
+      const own = env.filter((v) => !(name === "postgres" && v.startsWith("POSTGRES_")));
+      assert.deepEqual(own, [], `${name} runs no portwatch program, so it takes no portwatch settings`);
       continue;
     }
     const read = await envReadBy(entry);
@@ -339,6 +343,33 @@ Deno.test("compose.yaml: LISTENER_URL, the published port and the healthcheck ag
     test.includes(String(listener.port)) && test.includes("/healthz"),
     `healthcheck: ${test.join(" ")}`,
   );
+});
+
+Deno.test("compose.yaml --profile pg: two listener replicas over one PostgreSQL, both named listner-api", () => {
+  const second = compose.services["listner-api-2"];
+  const pg = compose.services.postgres;
+  for (const name of PG_SERVICES) {
+    assert.deepEqual(compose.services[name].profiles, ["pg"], `${name} starts only with --profile pg`);
+  }
+  const config = loadConfig([], envOf(envOfService(second)));
+  assert.ok(config !== "help");
+  const first = loadConfig([], envOf(envOfService(compose.services[LISTENER])));
+  assert.ok(first !== "help");
+  assert.equal(first.storeUrl, undefined, "a plain up keeps the JSON-lines log");
+  assert.ok(config.storeUrl, "the replica stores in PostgreSQL by default");
+  const url = new URL(envOfService(second).STORE_URL);
+  const pgEnv = envOfService(pg);
+  assert.equal(url.hostname, "postgres", "STORE_URL names the postgres service");
+  assert.equal(url.username, pgEnv.POSTGRES_USER);
+  assert.equal(decodeURIComponent(url.password), pgEnv.POSTGRES_PASSWORD);
+  assert.equal(url.pathname, `/${pgEnv.POSTGRES_DB}`);
+  assert.equal(config.port, first.port, "both replicas listen on the port LISTENER_URL names");
+  const aliases = (second as Json).networks as { default?: { aliases?: string[] } };
+  assert.deepEqual(aliases.default?.aliases, [LISTENER], "DNS round-robin under the listener's name");
+  const deps = second.depends_on as Record<string, { condition?: string }>;
+  assert.equal(deps.postgres?.condition, "service_healthy");
+  assert.ok((pg.healthcheck?.test as string[]).includes("pg_isready"));
+  assert.ok(pg.volumes?.some((v) => String(v).endsWith(":/var/lib/postgresql/data")), "the data survive");
 });
 
 Deno.test("commands: each service runs an existing deno task or file, which answers --help", async () => {
