@@ -1,10 +1,10 @@
 /**
  * Finding the highest sustainable event rate: the fleet's offered rate is stepped up; each step is measured
  * after a settling time: acknowledged events/s, lag p50/p99, backlog growth, and the CPU each process used.
- * A step is sustained when the listeners acknowledge at least 95% of the offered rate, the backlog (events
- * sent but not yet acknowledged) does not grow by more than 5% of what was offered, and p99 lag stays under
- * the limit. The ladder stops at the first step not sustained (measured twice when other programs took
- * more than half a core meanwhile).
+ * A step is sustained when the simulator generated at least 95% of the offered rate, the listeners
+ * acknowledged at least 95% of what it generated, the backlog (events sent but not yet acknowledged) grew by
+ * no more than 5% of what was offered, and p99 lag stayed under the limit. The ladder stops at the first
+ * step not sustained (measured twice when other programs took more than half a core meanwhile).
  * @module
  */
 import type { Cluster } from "./cluster.ts";
@@ -102,7 +102,10 @@ export async function climb(
       pct(c1.all, c0.all) - step.cpu.simulator - step.cpu.replicas - (step.cpu.postgres ?? 0),
     );
     const why: string[] = [];
-    if (step.acked < 0.95 * rate) why.push(`acked ${Math.round(step.acked)}/s < 95% of offered`);
+    if (step.generated < 0.95 * rate) {
+      why.push(`the simulator generated only ${Math.round(step.generated)}/s`);
+    }
+    if (step.acked < 0.95 * step.generated) why.push(`acked ${Math.round(step.acked)}/s < 95% of generated`);
     if (step.backlogGrowth > 0.05 * rate * secs) why.push(`backlog grew by ${step.backlogGrowth}`);
     if (step.p99 === undefined || step.p99 >= o.maxP99Ms) why.push(`p99 lag ${step.p99 ?? "n/a"} ms`);
     if (why.length > 0) {

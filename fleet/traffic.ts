@@ -145,10 +145,16 @@ export class HostSim {
     const out: PortEvent[] = [];
     for (let i = 0; i < count; i++) {
       const at = new Date(Math.floor(now - spanMs + ((i + 1) * spanMs) / count)).toISOString();
-      const size = this.#open.size;
-      const pClose = Math.min(0.95, size / (2 * this.#target));
-      const e = size > 0 && this.#rng.next() < pClose ? this.#close(at, now) : this.#openOne(at, now);
-      if (e) out.push(e);
+      // A draw can find nothing to do (the port it picked is taken): draw again, so `count` events come out.
+      for (let tries = 0; tries < 20; tries++) {
+        const size = this.#open.size;
+        const pClose = Math.min(0.95, size / (2 * this.#target));
+        const e = size > 0 && this.#rng.next() < pClose ? this.#close(at, now) : this.#openOne(at, now);
+        if (e) {
+          out.push(e);
+          break;
+        }
+      }
     }
     return out;
   }
