@@ -121,15 +121,12 @@ export class EventEngine {
     if (tracker.graceMs > 0) this.#scheduleTick();
     if (this.#pendingChanges >= FLUSH_MAX_CHANGES) {
       // Full: this batch goes now (behind what is already queued); the next one gathers afresh.
-      this.#pendingChanges = 0;
-      const batch = this.#pending;
-      this.#pending = [];
-      this.#enqueue(() => this.#report(batch));
+      this.#flush();
     } else if (this.#pending.length > 0 && !this.#flushQueued) {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
       // delivery each) at a cost well below the 50 ms the engine allows itself from bind to listener.
       this.#flushQueued = true;
-      setTimeout(() => this.#enqueue(() => this.#flush()), this.options.source.gatherMs ?? FLUSH_GATHER_MS);
+      setTimeout(() => this.#flush(), this.options.source.gatherMs ?? FLUSH_GATHER_MS);
     }
   };
 
@@ -145,22 +142,22 @@ export class EventEngine {
       this.#tickTimer = undefined;
       const changes = this.poll.tracker.tick(Date.now());
       for (const c of changes) this.#pending.push({ netns: c.port.netns, changes: [c] });
-      if (this.#pending.length > 0 && !this.#flushQueued) {
-        this.#flushQueued = true;
-        this.#enqueue(() => this.#flush());
-      }
+      if (this.#pending.length > 0) this.#flush();
       this.#scheduleTick();
     }, Math.max(0, deadline - Date.now()));
   }
   #flushQueued = false;
 
-  /** Report everything pending. */
-  #flush(): Promise<void> {
+  /**
+   * Queue everything pending as one batch. The batch is taken now, not when its turn comes: batches queue in
+   * the order their changes were made (a later gather timer must not overtake a full batch queued before it).
+   */
+  #flush(): void {
     this.#flushQueued = false;
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingChanges = 0;
-    return this.#report(pending);
+    if (pending.length > 0) this.#enqueue(() => this.#report(pending)).catch(() => {}); // logged by #enqueue
   }
 
   #pendingChanges = 0;
@@ -255,6 +252,7 @@ export class EventEngine {
     clearTimeout(this.#exitCheck);
     clearTimeout(this.#tickTimer);
     await this.options.source.stop();
+    if (this.#pending.length > 0) this.#flush(); // decided, not yet reported: before the shutdown closes
     await this.#chain;
     return await this.poll.shutdown();
   }
