@@ -111,8 +111,10 @@ export class RecentLog {
     if (this.#end + bytes <= this.#buf.length) return this.#end;
     const from = this.#count > 0 ? this.#starts[this.#head] : this.#end;
     const live = this.#end - from;
-    // Keep the buffer at least twice what is live, so that compactions stay rare.
-    const target = this.#buf.length >= 2 * (live + bytes) ? this.#buf : new Uint8Array(2 * (live + bytes));
+    // Keep the buffer half as large again as what is live: a compaction (a copy of what is live) every time
+    // half as much again has been added.
+    const want = Math.ceil(1.5 * (live + bytes));
+    const target = this.#buf.length >= want ? this.#buf : new Uint8Array(want);
     if (target === this.#buf) this.#buf.copyWithin(0, from, this.#end);
     else target.set(this.#buf.subarray(from, this.#end));
     for (let i = 0; i < this.#count; i++) this.#starts[(this.#head + i) % this.capacity] -= from;
