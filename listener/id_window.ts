@@ -29,33 +29,53 @@ export function idHash(id: string): number {
   return x >>> 2;
 }
 
+/** Lowercase hex digit values by UTF-16 code unit, -1 for every other one. */
+const HEX = new Int8Array(65536).fill(-1);
+for (let c = 0; c < 10; c++) HEX[48 + c] = c;
+for (let c = 0; c < 6; c++) HEX[97 + c] = 10 + c;
+
 /**
  * A canonical (lowercase) UUID, as 4 words in `out`, for 16 bytes instead of a string; false for any other
  * id (kept as a string). Two ids are equal exactly when both parse to the same words or both are equal strings.
  */
 function uuidWords(id: string, out: Int32Array): boolean {
-  if (id.length !== 36) return false;
+  if (
+    id.length !== 36 || id.charCodeAt(8) !== 45 || id.charCodeAt(13) !== 45 || id.charCodeAt(18) !== 45 ||
+    id.charCodeAt(23) !== 45
+  ) return false;
+  // HEX[c] is the value of hex digit c, -1 for any other code (a negative value ORed in marks a bad id).
+  let bad = 0;
   let w = 0;
-  let word = 0;
-  let nibbles = 0;
-  for (let i = 0; i < 36; i++) {
-    const c = id.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 45) return false; // "-"
-      continue;
-    }
-    let v: number;
-    if (c >= 48 && c <= 57) v = c - 48;
-    else if (c >= 97 && c <= 102) v = c - 87;
-    else return false;
-    word = (word << 4) | v;
-    if (++nibbles === 8) {
-      out[w++] = word;
-      word = 0;
-      nibbles = 0;
-    }
+  for (let i = 0; i < 8; i++) {
+    const v = HEX[id.charCodeAt(i)];
+    bad |= v;
+    w = (w << 4) | v;
   }
-  return true;
+  out[0] = w;
+  w = 0;
+  for (let i = 9; i < 18; i++) {
+    if (i === 13) continue;
+    const v = HEX[id.charCodeAt(i)];
+    bad |= v;
+    w = (w << 4) | v;
+  }
+  out[1] = w;
+  w = 0;
+  for (let i = 19; i < 28; i++) {
+    if (i === 23) continue;
+    const v = HEX[id.charCodeAt(i)];
+    bad |= v;
+    w = (w << 4) | v;
+  }
+  out[2] = w;
+  w = 0;
+  for (let i = 28; i < 36; i++) {
+    const v = HEX[id.charCodeAt(i)];
+    bad |= v;
+    w = (w << 4) | v;
+  }
+  out[3] = w;
+  return bad >= 0;
 }
 
 /** A 30-bit hash of UUID words. */

@@ -52,6 +52,8 @@ Deno.test("IdWindow: UUIDs (kept as 16 bytes) and other ids; case and form matte
   assert.ok(!w.has(u.toUpperCase()), "an uppercase UUID is another id");
   assert.ok(!w.has(u.replaceAll("-", "")));
   assert.ok(!w.has("0192f5a4-7c1e-7d2a-9b3c-4d5e6f708193"));
+  // Not hex digits, whatever their low bits: other ids.
+  for (const c of ["\u0230", "\u1030", "g", "G", "\u0000"]) assert.ok(!w.has(c + u.slice(1)), `${c}`);
   w.add(u.toUpperCase(), done);
   assert.ok(w.has(u) && w.has(u.toUpperCase()));
   w.delete(u);
