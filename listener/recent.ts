@@ -43,18 +43,23 @@ class LazyEntry implements Entry {
 
 /** Ring of the last `capacity` records' lines. */
 export class RecentLog {
-  /** Byte offset and length of each held line, in a ring of `capacity` slots. */
-  #starts: Int32Array;
+  /**
+   * Where each held line starts, in bytes since the first line ever pushed (so a compaction moves no offset),
+   * and its length, in a ring of `capacity` slots.
+   */
+  #starts: Float64Array;
   #lengths: Int32Array;
   #head = 0; // slot of the oldest entry
   #count = 0;
   #seq = 0;
   /** The lines, oldest first, from #starts[#head] to #end; compacted to the front when the end is reached. */
   #buf = new Uint8Array(64 * 1024);
+  /** The position (as in #starts) of #buf[0], and of the end of the last line. */
+  #base = 0;
   #end = 0;
 
   constructor(readonly capacity: number) {
-    this.#starts = new Int32Array(capacity);
+    this.#starts = new Float64Array(capacity);
     this.#lengths = new Int32Array(capacity);
   }
 
@@ -83,13 +88,14 @@ export class RecentLog {
     this.#buf.set(bytes, at);
     const buf = this.#buf;
     const stop = at + bytes.length;
+    const base = this.#base;
     for (let start = at; start < stop;) {
       let nl = buf.indexOf(10, start);
       if (nl === -1 || nl >= stop) nl = stop; // a last line without its "\n"
-      this.#add(start, nl - start);
+      this.#add(base + start, nl - start);
       start = nl + 1;
     }
-    this.#end = stop;
+    this.#end = base + stop;
     return first;
   }
 
@@ -106,26 +112,29 @@ export class RecentLog {
     this.#lengths[slot] = length;
   }
 
-  /** Where `bytes` more can be written after the held lines: compacts, or grows, the buffer first if needed. */
+  /**
+   * The index in #buf where `bytes` more can be written after the held lines: compacts, or grows, the buffer
+   * first if needed.
+   */
   #room(bytes: number): number {
-    if (this.#end + bytes <= this.#buf.length) return this.#end;
-    const from = this.#count > 0 ? this.#starts[this.#head] : this.#end;
-    const live = this.#end - from;
+    const end = this.#end - this.#base;
+    if (end + bytes <= this.#buf.length) return end;
+    const from = (this.#count > 0 ? this.#starts[this.#head] : this.#end) - this.#base;
+    const live = end - from;
     // Keep the buffer half as large again as what is live: a compaction (a copy of what is live) every time
     // half as much again has been added.
     const want = Math.ceil(1.5 * (live + bytes));
     const target = this.#buf.length >= want ? this.#buf : new Uint8Array(want);
-    if (target === this.#buf) this.#buf.copyWithin(0, from, this.#end);
-    else target.set(this.#buf.subarray(from, this.#end));
-    for (let i = 0; i < this.#count; i++) this.#starts[(this.#head + i) % this.capacity] -= from;
+    if (target === this.#buf) this.#buf.copyWithin(0, from, end);
+    else target.set(this.#buf.subarray(from, end));
     this.#buf = target;
-    this.#end = live;
+    this.#base += from;
     return live;
   }
 
   #entry(i: number): Entry {
     const slot = (this.#head + i) % this.capacity;
-    const start = this.#starts[slot];
+    const start = this.#starts[slot] - this.#base;
     return new LazyEntry(
       this.#seq - this.#count + 1 + i,
       this.#buf.slice(start, start + this.#lengths[slot]),
