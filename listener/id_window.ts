@@ -12,6 +12,9 @@
  * @module
  */
 
+/** What a settled write's ids report as `done`. */
+const SETTLED: Promise<void> = Promise.resolve();
+
 /** What the window knows about one id. */
 export interface IdEntry {
   id: string;
@@ -101,7 +104,8 @@ class Generation {
   readonly kinds: Uint8Array;
   readonly words: Int32Array;
   readonly strings: (string | undefined)[] = [];
-  readonly dones: (Promise<void> | undefined)[];
+  /** The write each id belongs to (see IdWindow's #pending); 0 for none. */
+  readonly tags: Int32Array;
   readonly mask: number;
   count = 0;
 
@@ -113,7 +117,7 @@ class Generation {
     this.hashes = new Int32Array(capacity);
     this.kinds = new Uint8Array(capacity);
     this.words = new Int32Array(capacity * 4);
-    this.dones = new Array(capacity).fill(undefined);
+    this.tags = new Int32Array(capacity);
   }
 
   /** The slot holding the id described by (`h`, `uuid` words in `wd`, else `id`), or -1. */
@@ -135,7 +139,7 @@ class Generation {
     }
   }
 
-  insert(h: number, uuid: boolean, wd: Int32Array, id: string, done: Promise<void>): void {
+  insert(h: number, uuid: boolean, wd: Int32Array, id: string, tag: number): void {
     const slot = this.count++;
     this.hashes[slot] = h;
     if (uuid) {
@@ -149,7 +153,7 @@ class Generation {
       this.kinds[slot] = KIND_STRING;
       this.strings[slot] = id;
     }
-    this.dones[slot] = done;
+    this.tags[slot] = tag;
     const { table, mask } = this;
     let i = h & mask;
     while (table[i] !== 0) i = (i + 1) & mask;
@@ -160,7 +164,7 @@ class Generation {
     this.table.fill(0);
     this.kinds.fill(KIND_NONE, 0, this.count);
     this.strings.length = 0;
-    this.dones.fill(undefined, 0, this.count);
+
     this.count = 0;
   }
 }
@@ -195,12 +199,35 @@ export class IdWindow {
       slot = g.find(h, uuid, this.#wd, id);
       if (slot < 0) return undefined;
     }
-    return { id, done: g.dones[slot]! };
+    return { id, done: this.#pending.get(g.tags[slot]) ?? SETTLED };
   }
 
   /** True when `id` was added recently. */
   has(id: string): boolean {
     return this.get(id) !== undefined;
+  }
+
+  /**
+   * The writes not yet settled, by tag. Each id records the tag of its write (a number in a typed array), not
+   * the write's promise: no pointer per id for the garbage collector. Once a write settles its tag is dropped
+   * and its ids report {@link SETTLED} (a failed write's ids are deleted before its promise rejects).
+   */
+  #pending = new Map<number, Promise<void>>();
+  #lastDone?: Promise<void>;
+  #lastTag = 0;
+
+  #tagOf(done: Promise<void>): number {
+    if (done === this.#lastDone) return this.#lastTag;
+    // Tags wrap after 2^31 writes; by then the tag's old ids have long left the window or settled.
+    const tag = this.#lastTag >= 0x7fffffff ? 1 : this.#lastTag + 1;
+    this.#lastDone = done;
+    this.#lastTag = tag;
+    this.#pending.set(tag, done);
+    const settle = () => {
+      this.#pending.delete(tag);
+    };
+    done.then(settle, settle);
+    return tag;
   }
 
   /** Remember `id`, stored (or being stored) as `done` tells. */
@@ -212,8 +239,9 @@ export class IdWindow {
       dropped.clear();
       this.#young = dropped;
     }
+    const tag = this.#tagOf(done);
     const { h, uuid } = this.#key(id);
-    this.#young.insert(h, uuid, this.#wd, id, done);
+    this.#young.insert(h, uuid, this.#wd, id, tag);
   }
 
   /** Forget `id` (its write failed, so a retry must store it). */
@@ -224,7 +252,7 @@ export class IdWindow {
       for (let slot = g.find(h, uuid, this.#wd, id); slot >= 0; slot = g.find(h, uuid, this.#wd, id)) {
         g.kinds[slot] = KIND_NONE;
         g.strings[slot] = undefined;
-        g.dones[slot] = undefined;
+        g.tags[slot] = 0;
       }
     }
   }

@@ -61,5 +61,5 @@ Deno.test("IdWindow: UUIDs (kept as 16 bytes) and other ids; case and form matte
   const many = Array.from({ length: 500 }, () => crypto.randomUUID());
   for (const id of many) w.add(id, done);
   for (const id of many) assert.ok(w.has(id));
-  assert.equal(w.get(many[7])?.done, done);
+  assert.ok(w.get(many[7])?.done instanceof Promise);
 });
