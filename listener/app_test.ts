@@ -95,7 +95,7 @@ Deno.test("POST /ingest: NDJSON lines written through and serialised alike: comp
     const { id: _, ...noId } = sampleEvent({ port: 7001 });
     const withId = sampleEvent({ port: 7002 });
     const idLast = { ...sampleEvent({ port: 7003 }), id: "id-last" };
-    const spaced = sampleEvent({ port: 7004, container_name: "my web" });
+    const spaced = sampleEvent({ port: 7004, container_name: "my wéb" });
     const body = [noId, withId, idLast, spaced].map((e) => JSON.stringify(e)).join("\r\n") + "\n";
     const post = () =>
       app.request("/ingest", { method: "POST", headers: { "content-type": "application/x-ndjson" }, body });
@@ -112,7 +112,7 @@ Deno.test("POST /ingest: NDJSON lines written through and serialised alike: comp
     }
     const stored = lines.map((l) => JSON.parse(l));
     assert.deepEqual(stored.map((r) => r.port).sort(), [7001, 7001, 7002, 7003, 7004].sort());
-    assert.equal(stored.find((r) => r.port === 7004).container_name, "my web");
+    assert.equal(stored.find((r) => r.port === 7004).container_name, "my wéb");
     // The in-memory records answer queries with the same fields, ts first.
     const res = await (await app.request("/events?limit=10&order=asc")).json();
     assert.deepEqual(res.events.map((e: Record<string, unknown>) => JSON.stringify(e)), lines);

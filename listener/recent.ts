@@ -78,9 +78,10 @@ export class RecentLog {
 
   /**
    * Append `n` lines given as their UTF-8 bytes, each ending in "\n" (as written to the log), in log order;
-   * returns the seq of the first. The bytes are copied.
+   * returns the seq of the first. The bytes are copied. `lengths`, the lines' lengths in bytes when known,
+   * spares a search for each line end.
    */
-  pushBytes(bytes: Uint8Array, n: number): number {
+  pushBytes(bytes: Uint8Array, n: number, lengths?: Int32Array): number {
     const first = this.#seq + 1;
     this.#seq += n;
     if (this.capacity === 0) return first;
@@ -89,6 +90,15 @@ export class RecentLog {
     const buf = this.#buf;
     const stop = at + bytes.length;
     const base = this.#base;
+    if (lengths) {
+      let start = at;
+      for (let i = 0; i < n; i++) {
+        this.#add(base + start, lengths[i]);
+        start += lengths[i] + 1;
+      }
+      this.#end = base + stop;
+      return first;
+    }
     for (let start = at; start < stop;) {
       let nl = buf.indexOf(10, start);
       if (nl === -1 || nl >= stop) nl = stop; // a last line without its "\n"

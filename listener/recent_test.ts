@@ -43,3 +43,14 @@ Deno.test("RecentLog: capacity 0 holds nothing but counts", () => {
   r.push(line(0));
   assert.deepEqual([r.size, r.total, [...r.entries()].length], [0, 1, 0]);
 });
+
+Deno.test("RecentLog.pushBytes: with the lines' lengths given, the same entries as found by searching", () => {
+  const a = new RecentLog(10);
+  const b = new RecentLog(10);
+  const lines = Array.from({ length: 25 }, (_, i) => line(i, "x".repeat(i)));
+  const bytes = new TextEncoder().encode(lines.join("\n") + "\n");
+  a.pushBytes(bytes, lines.length);
+  b.pushBytes(bytes, lines.length, Int32Array.from(lines, (l) => l.length));
+  assert.deepEqual([...a.entries()].map((e) => e.line), [...b.entries()].map((e) => e.line));
+  assert.deepEqual([...b.entries()].map((e) => e.line), lines.slice(-10));
+});

@@ -110,8 +110,15 @@ export class EventStore implements Store {
       // Once joined, the lines (which hold on to the request's body) are let go: the recent log copies the
       // bytes written, and a subscriber's line is decoded from them.
       if (prep) prep.lines = [];
-      const write = this.writer.append(lines.join("\n") + "\n", (bytes) => {
-        const first = this.recent.pushBytes(bytes, fresh.length);
+      const text = lines.join("\n") + "\n";
+      const units = text.length; // (the callback keeps this, not the text)
+      // Lines of one-byte characters (the usual case) are as long in bytes as in UTF-16 units: their ends need
+      // not be searched for in the bytes.
+      let lengths: Int32Array | undefined = new Int32Array(lines.length);
+      for (let i = 0; i < lines.length; i++) lengths[i] = lines[i].length;
+      const write = this.writer.append(text, (bytes) => {
+        if (bytes.length !== units) lengths = undefined; // some character took more than a byte
+        const first = this.recent.pushBytes(bytes, fresh.length, lengths);
         const live = this.#subscribers.size > 0;
         let at = 0;
         for (let i = 0; i < fresh.length; i++) {
