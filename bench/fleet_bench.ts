@@ -104,7 +104,7 @@ async function benchSetup(setup: Setup, o: FleetBenchOptions): Promise<SetupResu
     const ev = checkEvents(fleet.ids, stored);
     const ports = await checkPorts(cluster.urls[0], fleet.sims, prefix + "-");
     const check = !flushed
-      ? `not flushed (${fleet.delivery().spoolDepth} left)`
+      ? `not flushed (${fleet.delivery().spoolDepth} left in spools, ${fleet.stuckSends} sends unresolved)`
       : eventsOk(ev) && portsOk(ports)
       ? `ok: ${fmtInt(ev.expected)} events once, ${fmtInt(ports.expected)} ports`
       : `FAIL: ${ev.missing} missing, ${ev.duplicated} dup, ${

@@ -172,13 +172,32 @@ export class Fleet {
     clearTimeout(this.#timer);
   }
 
-  /** Wait for every send, then try to deliver every spool within `timeoutMs`; true when nothing is left. */
+  /**
+   * Wait for every send, then try to deliver every spool, all within `timeoutMs`; true when nothing is left.
+   * Sends still unresolved at the deadline are counted in {@link stuckSends}.
+   */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    await Promise.all([...this.#inflight]);
-    const ok = await Promise.all(this.#sinks.map((s) => s.flush(Math.max(0, deadline - Date.now()))));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), timeoutMs));
+    const sent = await Promise.race([Promise.all([...this.#inflight]), late]);
+    if (sent === "late") {
+      clearTimeout(timer);
+      this.stuckSends = this.#inflight.size;
+      return false;
+    }
+    const flushed = Promise.all(this.#sinks.map((s) => s.flush(Math.max(0, deadline - Date.now()))));
+    const ok = await Promise.race([flushed, late]);
+    clearTimeout(timer);
+    if (ok === "late") {
+      this.stuckSends = this.#inflight.size;
+      return false;
+    }
     return ok.every((x) => x);
   }
+
+  /** send() calls that had not resolved when the last {@link flush} gave up (a sink that hangs). */
+  stuckSends = 0;
 
   /** Delivery totals now. */
   delivery(): FleetDelivery {

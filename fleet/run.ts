@@ -178,7 +178,10 @@ export async function runFleet(o: RunOptions, say: (line: string) => void = () =
 
     const problems: string[] = [];
     if (!flushed) {
-      problems.push(`${delivery.spoolDepth} events still in the watchers' spools (not acknowledged)`);
+      problems.push(
+        `${delivery.spoolDepth} events still in the watchers' spools, ${fleet.stuckSends} sends unresolved ` +
+          `(not acknowledged)`,
+      );
     }
     if (delivery.sendErrors > 0) problems.push(`${delivery.sendErrors} events refused by full spools`);
     if (delivery.deadLettered > 0) problems.push(`${delivery.deadLettered} events refused by the listener`);
