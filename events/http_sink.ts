@@ -94,7 +94,26 @@ class Signal {
   }
 }
 
-const encoder = new TextEncoder();
+/** Events of one POST and their NDJSON lines. */
+interface Batch {
+  events: PortEvent[];
+  lines: string[];
+}
+
+/** Bytes of `s` in UTF-8, without encoding it. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 2; // a surrogate pair: 4 bytes for 2 code units
+      i++;
+    } else n += 2; // the rest of the BMP, and a lone surrogate (encoded as U+FFFD, 3 bytes)
+  }
+  return n;
+}
 const log = getLogger(["portwatch", "delivery"]);
 
 /** An {@link EventSink} that POSTs to the listener and spools what it cannot deliver yet. */
@@ -190,10 +209,13 @@ export class HttpSink implements EventSink {
     if (this.spool.pendingRecords > 0) return await this.#toSpool(events);
     const chunks = this.#chunks(events);
     for (let i = 0; i < chunks.length; i++) {
-      const r = await this.#deliver(chunks[i]);
+      const r = await this.#deliver(chunks[i].events, chunks[i].lines);
       if (r.failure) {
         this.#failed(r.failure); // first: the loop, woken by the append, must see the backoff
-        await this.#toSpool([...chunks[i].slice(r.handled), ...chunks.slice(i + 1).flat()]);
+        await this.#toSpool([
+          ...chunks[i].events.slice(r.handled),
+          ...chunks.slice(i + 1).flatMap((c) => c.events),
+        ]);
         return;
       }
     }
@@ -211,27 +233,29 @@ export class HttpSink implements EventSink {
     this.#work.fire();
   }
 
-  /** Split into POST-sized batches (count and bytes). */
-  #chunks(events: PortEvent[]): PortEvent[][] {
-    const out: PortEvent[][] = [];
-    let cur: PortEvent[] = [];
+  /** Split into POST-sized batches (count and bytes), each event serialized once for size and body. */
+  #chunks(events: PortEvent[]): Batch[] {
+    const out: Batch[] = [];
+    let cur: Batch = { events: [], lines: [] };
     let bytes = 0;
     for (const e of events) {
-      const size = encoder.encode(JSON.stringify(e)).length + 1;
-      if (cur.length > 0 && (cur.length >= this.#maxEvents || bytes + size > this.#maxBytes)) {
+      const line = JSON.stringify(e);
+      const size = utf8Length(line) + 1;
+      if (cur.events.length > 0 && (cur.events.length >= this.#maxEvents || bytes + size > this.#maxBytes)) {
         out.push(cur);
-        cur = [];
+        cur = { events: [], lines: [] };
         bytes = 0;
       }
-      cur.push(e);
+      cur.events.push(e);
+      cur.lines.push(line);
       bytes += size;
     }
-    if (cur.length > 0) out.push(cur);
+    if (cur.events.length > 0) out.push(cur);
     return out;
   }
 
-  /** One POST; never throws. */
-  async #post(events: PortEvent[]): Promise<Attempt> {
+  /** One POST of NDJSON `lines`; never throws. */
+  async #post(lines: string[]): Promise<Attempt> {
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
@@ -240,7 +264,7 @@ export class HttpSink implements EventSink {
       const res = await fetch(this.url, {
         method: "POST",
         headers,
-        body: events.map((e) => JSON.stringify(e)).join("\n") + "\n",
+        body: lines.join("\n") + "\n",
         redirect: "manual",
         signal: AbortSignal.any([timeout.signal, this.#closing.signal]),
         client: this.#client,
@@ -288,8 +312,11 @@ export class HttpSink implements EventSink {
    * Deliver `events` in order: 413 and 422 split the batch in halves (isolating what is refused), refused
    * content is dead-lettered. Returns how many from the front are done, and the failure that stopped it.
    */
-  async #deliver(events: PortEvent[]): Promise<{ handled: number; failure?: Failure }> {
-    const r = await this.#post(events);
+  async #deliver(
+    events: PortEvent[],
+    lines = events.map((e) => JSON.stringify(e)),
+  ): Promise<{ handled: number; failure?: Failure }> {
+    const r = await this.#post(lines);
     if (r.kind === "ok") {
       this.#stats.sent += events.length;
       this.#stats.duplicates += r.duplicates;
@@ -302,9 +329,9 @@ export class HttpSink implements EventSink {
         status: r.status,
         count: events.length,
       });
-      const a = await this.#deliver(events.slice(0, mid));
+      const a = await this.#deliver(events.slice(0, mid), lines.slice(0, mid));
       if (a.failure) return a;
-      const b = await this.#deliver(events.slice(mid));
+      const b = await this.#deliver(events.slice(mid), lines.slice(mid));
       return { handled: mid + b.handled, failure: b.failure };
     }
     await this.spool.deadLetter(events, { status: r.status, error: r.error });
