@@ -9,7 +9,13 @@ import type { PortEvent, Source } from "../events/schema.ts";
 import type { Identity } from "./identity.ts";
 import type { PidResolver } from "./pid_resolver.ts";
 import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
-import type { PortChange, PortTracker } from "./tracker.ts";
+import {
+  type PortChange,
+  type PortTracker,
+  type TrackedPort,
+  type TrackerState,
+  trackKey,
+} from "./tracker.ts";
 import { humanLine, toPortEvent } from "./event_build.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
@@ -44,9 +50,24 @@ export interface ReporterOptions {
   identityOf: (netns: number) => Identity | undefined;
 }
 
-/** Turns changes into delivered events. */
+/** The key of a tracked port, as the tracker keys it. */
+function keyOf(p: TrackedPort): string {
+  return trackKey(p.netns, p.proto, p.port, p.container?.id);
+}
+
+/**
+ * Turns changes into delivered events.
+ *
+ * The snapshot's state is not the tracker's live state but the state the reported changes led to: an engine may
+ * decide changes (the tracker has them) some time before it reports them (the event engine gathers a batch for a
+ * few ms, and queues it behind a scan), and a snapshot written in between (by another report, or by the outbox
+ * clearing) must not claim those ports: a restart would then believe them reported and never send their events.
+ * The state written is therefore always the one of the events written with it (in the outbox) or before it.
+ */
 export class Reporter {
   events = 0;
+  /** The ports open as far as the reported changes say: the snapshot's state. By tracker key. */
+  #reported = new Map<string, TrackedPort>();
   constructor(readonly options: ReporterOptions) {}
 
   /** Restore the tracker from the snapshot, logging what was found. */
@@ -56,6 +77,8 @@ export class Reporter {
     if (loaded.problem) log.warn("snapshot: {problem}", { problem: loaded.problem });
     if (loaded.snapshot) {
       tracker.restore(loaded.snapshot.state);
+      this.#reported.clear();
+      for (const p of tracker.open()) this.#reported.set(keyOf(p), p);
       log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
         n: loaded.snapshot.state.ports.length,
         at: loaded.snapshot.savedAt,
@@ -125,6 +148,12 @@ export class Reporter {
     }
     logHumanLines(lines);
     this.events += events.length;
+    // The snapshot's state follows the reported changes (an open's port is the tracker's own object: what holds
+    // it later is kept up to date; a close removes it even when the tracker has it again, not yet reported).
+    for (const c of changes) {
+      if (c.kind === "open") this.#reported.set(keyOf(c.port), c.port);
+      else this.#reported.delete(keyOf(c.port));
+    }
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
     const seq = this.#seq++;
@@ -177,13 +206,24 @@ export class Reporter {
     await this.save();
   }
 
-  /** Write the snapshot now: the tracker's state, and as the outbox every event not yet delivered. */
+  /**
+   * The state the reported changes led to (what the snapshot saves): the tracker's state less the changes it
+   * decided that were not reported yet.
+   */
+  reportedState(): TrackerState {
+    return { version: 1, ports: [...this.#reported.values()].map((p) => ({ ...p })) };
+  }
+
+  /**
+   * Write the snapshot now, in one atomic write: the state of the reported changes, and as the outbox every
+   * event of those not yet delivered.
+   */
   async save(): Promise<void> {
     try {
       await saveSnapshot(this.options.snapshotPath, {
         owner: this.options.owner,
         savedAt: new Date().toISOString(),
-        state: this.options.tracker.state(),
+        state: this.reportedState(),
       }, [...this.#unacked.values()]);
     } catch (e) {
       log.warn("could not write the snapshot {path}: {error}", {

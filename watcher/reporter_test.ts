@@ -121,3 +121,96 @@ Deno.test("Reporter, wait: false: every batch on the wire stays in the outbox un
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Reporter: a change decided but not yet reported is not in the snapshot: a crash then loses no event", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    const reporter = (tracker: PortTracker, sink: EventSink) =>
+      new Reporter({
+        sink,
+        tracker,
+        resolver: new PidResolver(),
+        snapshotPath: path,
+        owner,
+        verbose: false,
+        withWhere: false,
+        identityOf: () => identity,
+      });
+    const obs81 = { ...obs, port: 81, inodes: [2] };
+    const sink1 = new CollectingSink();
+    const t1 = new PortTracker();
+    const r1 = reporter(t1, sink1);
+    await r1.report(t1.observePort(1, obs, obs, Date.now()), identity, "ebpf");
+    // An event engine decides "open 81" (the tracker has it) and gathers it for its next batch; meanwhile the
+    // snapshot is written (another report, the outbox clearing), and the watcher dies before the batch leaves.
+    assert.equal(t1.observePort(1, obs81, obs81, Date.now()).length, 1);
+    await r1.save();
+    const crashed = await Deno.readTextFile(path);
+    assert.deepEqual(
+      (await loadSnapshot(path, owner)).snapshot?.state.ports.map((p) => p.port),
+      [80],
+      "the snapshot holds only what was reported",
+    );
+
+    // The restart, from the file as the crash left it.
+    await Deno.writeTextFile(path, crashed);
+    const sink2 = new CollectingSink();
+    const t2 = new PortTracker();
+    const r2 = reporter(t2, sink2);
+    await r2.restore();
+    await r2.report(t2.observe(1, [obs, obs81], Date.now()), identity, "ebpf");
+    const delivered = new Map([...sink1.sent, ...sink2.sent].map((e) => [e.id, e]));
+    assert.deepEqual(
+      [...delivered.values()].map((e) => `${e.event} ${e.port}`).sort(),
+      ["open 80", "open 81"],
+      "each open delivered once (a resent event keeps its id)",
+    );
+    // And a close decided but not reported leaves the port open in the snapshot: the restart sends the close.
+    assert.equal(t2.observePort(1, obs81, undefined, Date.now()).length, 1);
+    await r2.save();
+    assert.deepEqual((await loadSnapshot(path, owner)).snapshot?.state.ports.map((p) => p.port).sort(), [
+      80,
+      81,
+    ]);
+    await r2.settle();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Reporter: ports of a container (per-socket containers) are restored under their own key", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    const withC = { ...obs, container: { id: "c1", name: "web" } };
+    const make = (tracker: PortTracker) =>
+      new Reporter({
+        sink: new CollectingSink(),
+        tracker,
+        resolver: new PidResolver(),
+        snapshotPath: path,
+        owner,
+        verbose: false,
+        withWhere: false,
+        identityOf: () => identity,
+      });
+    const t1 = new PortTracker();
+    await make(t1).report(
+      t1.observePort(1, { ...withC, containerId: "c1" }, withC, Date.now()),
+      identity,
+      "ebpf",
+    );
+    const t2 = new PortTracker();
+    await make(t2).restore();
+    assert.deepEqual(
+      t2.observePort(1, { ...withC, containerId: "c1" }, withC, Date.now()),
+      [],
+      "no second open",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -170,7 +170,7 @@ export class PortTracker {
   restore(state: TrackerState): void {
     this.#ports.clear();
     for (const p of state.ports) {
-      this.#ports.set(trackKey(p.netns, p.proto, p.port), { ...p, closeAt: undefined });
+      this.#ports.set(trackKey(p.netns, p.proto, p.port, p.container?.id), { ...p, closeAt: undefined });
     }
   }
 }
