@@ -28,51 +28,55 @@ function ipv4(a4: number): string {
   return formatIPv4([a4 & 0xff, (a4 >>> 8) & 0xff, (a4 >>> 16) & 0xff, (a4 >>> 24) & 0xff]);
 }
 
-/** An L or B record: kind pid fd sk ino port family proto netns a4 [a6]. */
-function opened(f: string[], now: number, kind: "listen" | "bind"): SocketEvent | undefined {
-  const pid = int(f[1]);
-  const port = int(f[5]);
-  if (pid === undefined || port === undefined || f.length < 10) return undefined;
-  const family: 4 | 6 = f[6] === "10" ? 6 : 4;
+/** An L or B record: kind t pid fd sk ino port family proto netns a4 [a6]. */
+function opened(f: string[], now: number, kts: number, kind: "listen" | "bind"): SocketEvent | undefined {
+  const pid = int(f[2]);
+  const port = int(f[6]);
+  if (pid === undefined || port === undefined || f.length < 11) return undefined;
+  const family: 4 | 6 = f[7] === "10" ? 6 : 4;
   return {
     ts: now,
+    kts,
     kind,
     pid,
     proto: kind === "listen" ? "tcp" : "udp",
-    fd: int(f[2]),
-    sk: f[3],
-    inode: int(f[4]),
+    fd: int(f[3]),
+    sk: f[4],
+    inode: int(f[5]),
     port,
     family,
-    addr: family === 6 ? (f[10] || "::") : ipv4(int(f[9]) ?? 0),
-    netns: int(f[8]),
+    addr: family === 6 ? (f[11] || "::") : ipv4(int(f[10]) ?? 0),
+    netns: int(f[9]),
   };
 }
 
 /** One record (without its RS) as a SocketEvent, or undefined when it is not one. */
 export function parseRecord(rec: string, now: number): SocketEvent | undefined {
   const f = rec.split(" ");
-  const pid = int(f[1]);
-  if (pid === undefined) return undefined;
+  const kts = int(f[1]);
+  const pid = int(f[2]);
+  if (kts === undefined || pid === undefined) return undefined;
   switch (f[0]) {
     case "L":
-      return opened(f, now, "listen");
+      return opened(f, now, kts, "listen");
     case "B":
-      return opened(f, now, "bind");
+      return opened(f, now, kts, "bind");
     case "LF":
-      return { ts: now, kind: "listen", pid, proto: "tcp", fd: int(f[2]), failed: true };
+      return { ts: now, kts, kind: "listen", pid, proto: "tcp", fd: int(f[3]), failed: true };
     case "U":
-      return f[2]
-        ? { ts: now, kind: "unlisten", pid, proto: "tcp", sk: f[2], port: int(f[3]), netns: int(f[4]) }
+      return f[3]
+        ? { ts: now, kts, kind: "unlisten", pid, proto: "tcp", sk: f[3], port: int(f[4]), netns: int(f[5]) }
         : undefined;
     case "C":
-      return f[3] ? { ts: now, kind: "close", pid, fd: int(f[2]), sk: f[3], inode: int(f[4]) } : undefined;
+      return f[4]
+        ? { ts: now, kts, kind: "close", pid, fd: int(f[3]), sk: f[4], inode: int(f[5]) }
+        : undefined;
     case "F": {
-      const child = int(f[2]);
-      return child === undefined ? undefined : { ts: now, kind: "fork", pid, childPid: child };
+      const child = int(f[3]);
+      return child === undefined ? undefined : { ts: now, kts, kind: "fork", pid, childPid: child };
     }
     case "X":
-      return { ts: now, kind: "exit", pid };
+      return { ts: now, kts, kind: "exit", pid };
     default:
       return undefined;
   }

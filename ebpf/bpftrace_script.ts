@@ -15,6 +15,7 @@
  * record: bpftrace reads its per-CPU buffers in turn, so a record printed just before a newline may be read just
  * after it). A lone event leaves at once; a storm of 2,000 events/s leaves in ~50 writes a second instead of
  * 2,000, each event at most FLUSH_MS late; a burst leaves every {@link FLUSH_RECORDS} records.
+ * Records of different CPUs may be read out of order; each carries the kernel time it happened (see below).
  * @module
  */
 
@@ -43,15 +44,28 @@ export const FLUSH_RECORDS = 256;
 export const RS = "\x1e";
 
 /**
- * The program for a kernel of release `kernelRelease` (uname -r). Records (fields separated by one space):
+ * The longest a record can reach the engine after a newer one of another CPU (ms): bpftrace reads the other
+ * CPU's buffer in its next round (well under a few ms, unless it is kept off the CPU), and the record then
+ * waits for a newline, which the timer prints within FLUSH_MS, or twice that when the timer's newline was read
+ * first. The engine holds the records that end a socket or a process this long (see reorder.ts).
+ */
+export const REORDER_MS = 2 * FLUSH_MS + 20;
+
+/**
+ * The program for a kernel of release `kernelRelease` (uname -r). Records (fields separated by one space; `t` is
+ * the kernel's monotonic clock in ns, `nsecs`, when it happened):
  *
- *     L  pid fd sk ino port family proto netns a4 [a6]   listen() succeeded (a6 only for AF_INET6)
- *     LF pid fd ret                                       listen() failed
- *     B  pid fd sk ino port family proto netns a4 [a6]   UDP bind() succeeded
- *     U  pid sk port netns                                a TCP socket left LISTEN
- *     C  pid fd sk ino                                    the last reference of a bound UDP socket closed
- *     F  pid child                                        a holder forked
- *     X  pid                                              a holder exited
+ *     L  t pid fd sk ino port family proto netns a4 [a6]   listen() succeeded (a6 only for AF_INET6)
+ *     LF t pid fd ret                                       listen() failed
+ *     B  t pid fd sk ino port family proto netns a4 [a6]   UDP bind() succeeded
+ *     U  t pid sk port netns                                a TCP socket left LISTEN
+ *     C  t pid fd sk ino                                    the last reference of a bound UDP socket closed
+ *     F  t pid child                                        a holder forked
+ *     X  t pid                                              a holder exited
+ *
+ * `t` is there for order: bpftrace reads its per-CPU buffers in turn, so a record of one CPU can be read before
+ * an older one of another (a socket bound on CPU 0 and closed on CPU 1 after the process migrated: the close
+ * first). The engine puts records back in order with it (see reorder.ts and the ledger).
  */
 export function bpftraceScript(kernelRelease: string): string {
   const ref = fileRefField(kernelRelease);
@@ -77,17 +91,17 @@ export function bpftraceScript(kernelRelease: string): string {
   // One record for an opened socket: the IPv6 address only for AF_INET6 (ntop is the costly field).
   const opened = (kind: string) => `
       if ($sk->__sk_common.skc_family == 10) {
-        printf("${kind} %d %d %p %lu %d %d %d %u %u %s${end}", pid, $fd, ${sockArgs},
+        printf("${kind} %llu %d %d %p %lu %d %d %d %u %u %s${end}", nsecs, pid, $fd, ${sockArgs},
           ntop($sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8));
       } else {
-        printf("${kind} %d %d %p %lu %d %d %d %u %u${end}", pid, $fd, ${sockArgs});
+        printf("${kind} %llu %d %d %p %lu %d %d %d %u %u${end}", nsecs, pid, $fd, ${sockArgs});
       }
       ${flush}`;
   const closed = (fd: string) =>
     `${sockOf(`(int64)args->${fd}`)}
   if ($sk != 0 && @udp[$sk] && $f->${ref.expr} == ${ref.lastRef}) {
     delete(@udp[$sk]);
-    printf("C %d %d %p %lu${end}", pid, args->${fd}, $sk, $f->f_inode->i_ino);
+    printf("C %llu %d %d %p %lu${end}", nsecs, pid, args->${fd}, $sk, $f->f_inode->i_ino);
     ${flush}
   }`;
   return `
@@ -96,7 +110,7 @@ tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
   $fd = (int64)@lfd[tid] - 1;
   delete(@lfd[tid]);
   if (args->ret != 0) {
-    printf("LF %d %d %d${end}", pid, $fd, args->ret);
+    printf("LF %llu %d %d %d${end}", nsecs, pid, $fd, args->ret);
     ${flush}
   } else {${sockOf("$fd")}
     if ($sk != 0) {${opened("L")}
@@ -105,7 +119,7 @@ tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
 }
 tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 10 && args->newstate != 10/ {
   $sk = (struct sock *)args->skaddr;
-  printf("U %d %p %d %u${end}", pid, args->skaddr, args->sport, $sk->__sk_common.skc_net.net->ns.inum);
+  printf("U %llu %d %p %d %u${end}", nsecs, pid, args->skaddr, args->sport, $sk->__sk_common.skc_net.net->ns.inum);
   ${flush}
 }
 tracepoint:syscalls:sys_enter_bind { @bfd[tid] = args->fd + 1; }
@@ -127,12 +141,12 @@ tracepoint:syscalls:sys_enter_dup3 /@holder[pid]/ {${closed("newfd")}
 }
 tracepoint:sched:sched_process_fork /@holder[args->parent_pid]/ {
   @holder[args->child_pid] = 1;
-  printf("F %d %d${end}", args->parent_pid, args->child_pid);
+  printf("F %llu %d %d${end}", nsecs, args->parent_pid, args->child_pid);
   ${flush}
 }
 tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
   delete(@holder[pid]);
-  printf("X %d${end}", pid);
+  printf("X %llu %d${end}", nsecs, pid);
   ${flush}
 }
 interval:ms:${FLUSH_MS} /@out > 0/ {

@@ -9,6 +9,12 @@ export interface SocketEvent {
   /** When it happened (ms since the epoch). */
   ts: number;
   /**
+   * When it happened by the kernel's monotonic clock (ns; bpftrace: `nsecs`), when the engine reads it: the
+   * order of events that reached us out of order (per-CPU buffers read in turn). Exact in a double for the
+   * first 104 days of uptime, then to a few ns: far finer than any two events of one socket.
+   */
+  kts?: number;
+  /**
    * - `socket`: a socket was created (fd, proto from its type).
    * - `bind`: a successful bind() of fd to addr:port (UDP: the port is now open).
    * - `listen`: a socket started listening on addr:port (TCP: the port is now open).
