@@ -25,6 +25,8 @@ export interface LiveSocket {
   container?: { id: string | null; name: string | null };
   /** The kernel socket address, when the engine reports it (its index entry goes with the socket). */
   sk?: string;
+  /** Kernel time of its open (the event's `kts`), when known: an end older than that is not its end. */
+  kts?: number;
 }
 
 /** The socket key an event is about. */
@@ -35,7 +37,6 @@ export function eventKey(e: SocketEvent): string | undefined {
   return undefined;
 }
 
-/** Sockets by key, with indexes by pid:fd and by namespace. */
 /** One port of one namespace (and container, when the engine knows it per socket). */
 export interface PortRef {
   netns: number;
@@ -50,6 +51,17 @@ function portKeyOf(
   return `${s.netns}/${s.proto}/${s.port}/${s.container?.id ?? ""}`;
 }
 
+/** How long (kernel ns) forks and ends are remembered for events that arrive after newer ones. */
+const RECENT_NS = 5_000_000_000;
+/** At most this many of each are remembered. */
+const RECENT_MAX = 4096;
+
+/** An event that ended something (kts > the open's) was applied before the open: undo the open. */
+function endedAfter(end: number | undefined, open: number | undefined): boolean {
+  return end !== undefined && open !== undefined && end > open;
+}
+
+/** Sockets by key, with indexes by pid:fd, by kernel address and by port. */
 export class SocketLedger {
   #sockets = new Map<string, LiveSocket>();
   #byPort = new Map<string, Set<string>>();
@@ -61,6 +73,19 @@ export class SocketLedger {
   drift = 0;
   /** Open change watches: each collects the keys of sockets events open or close (see watchChanges). */
   #watches = new Set<Set<string>>();
+  /**
+   * Recent forks by parent pid (child, kts): an open read after a newer fork of its process (another CPU's
+   * buffer) still goes to the child.
+   */
+  #forks = new Map<number, { child: number; kts: number }[]>();
+  #forkCount = 0;
+  /**
+   * Recent ends that found no socket, by socket key or `sk:` address (kts): an open older than that end, read
+   * after it (beyond the engine's reorder window), is not a live socket.
+   */
+  #tombs = new Map<string, number>();
+  /** Opens dropped because their socket's end had already been applied (see #tombs). */
+  lateOpens = 0;
 
   /**
    * Collect, from now until {@link unwatchChanges}, the keys of the sockets that events open or close: what a
@@ -109,17 +134,22 @@ export class SocketLedger {
         return this.#open({ ...e, proto: "tcp" }, defaultNetns);
       case "unlisten": {
         const key = e.sk ? this.#bySk.get(e.sk) : eventKey(e);
-        return key ? this.#remove(key) : [];
+        if (key && this.#sockets.has(key) && this.#endsSocket(key, e)) return this.#remove(key);
+        this.#tomb(e.sk ? `sk:${e.sk}` : key, e.kts);
+        return [];
       }
       case "close": {
         const byFd = this.#byFd.get(`${e.pid}:${e.fd}`);
         const key = e.inode !== undefined || e.sk ? (e.sk && this.#bySk.get(e.sk)) || eventKey(e) : byFd;
-        if (!key) return [];
-        const s = this.#sockets.get(key);
-        if (!s) return [];
+        const s = key ? this.#sockets.get(key) : undefined;
+        if (!key || !s) {
+          if (e.inode !== undefined && e.inode > 0) this.#tomb(`ino:${e.inode}`, e.kts);
+          if (e.sk) this.#tomb(`sk:${e.sk}`, e.kts);
+          return [];
+        }
         // An engine that knows the last reference went (inode/sk given) closes the socket; one that only
         // knows an fd closed drops that holder, and the socket when it was the last known one.
-        if (e.inode !== undefined || e.sk) return this.#remove(key);
+        if (e.inode !== undefined || e.sk) return this.#endsSocket(key, e) ? this.#remove(key) : [];
         s.fds.delete(`${e.pid}:${e.fd}`);
         this.#byFd.delete(`${e.pid}:${e.fd}`);
         if (![...s.fds].some((f) => f.startsWith(`${e.pid}:`))) s.pids.delete(e.pid);
@@ -127,21 +157,20 @@ export class SocketLedger {
       }
       case "fork": {
         if (e.childPid === undefined) return [];
+        if (e.kts !== undefined) this.#rememberFork(e.pid, e.childPid, e.kts);
         for (const s of this.heldBy(e.pid)) {
-          s.pids.add(e.childPid);
-          for (const f of [...s.fds]) {
-            if (!f.startsWith(`${e.pid}:`)) continue;
-            const childFd = `${e.childPid}:${f.slice(f.indexOf(":") + 1)}`;
-            s.fds.add(childFd);
-            this.#byFd.set(childFd, s.key);
-          }
+          // A socket opened after the fork (its open read first, from another CPU) is not the child's.
+          if (endedAfter(s.kts, e.kts)) continue;
+          this.#inherit(s, e.pid, e.childPid);
         }
         return [];
       }
       case "exit": {
         // The exiting process lets go of its fds; sockets it alone held (as far as we know) close.
         const touched = new Set<number>();
+        this.#tomb(`pid:${e.pid}`, e.kts);
         for (const s of this.heldBy(e.pid)) {
+          if (endedAfter(s.kts, e.kts)) continue; // opened after the exit: a new process with the pid reused
           s.pids.delete(e.pid);
           for (const f of [...s.fds]) {
             if (f.startsWith(`${e.pid}:`)) {
@@ -169,6 +198,24 @@ export class SocketLedger {
       if (e.fd !== undefined) this.#addFd(known, e.pid, e.fd);
       return [];
     }
+    if (e.kts !== undefined && this.#tombs.size > 0) {
+      // Its end was applied already (it came that much earlier): this socket is gone, no phantom.
+      const ended = this.#tombs.get(key) ?? (e.sk ? this.#tombs.get(`sk:${e.sk}`) : undefined);
+      if (endedAfter(ended, e.kts)) {
+        this.lateOpens++;
+        return [];
+      }
+    }
+    const touched: number[] = [];
+    if (e.sk) {
+      // A socket known at this kernel address has been freed for this one to be made there: its end (held,
+      // or lost) is older than this open. It goes now; its end, when it comes, finds it gone.
+      const prior = this.#bySk.get(e.sk);
+      const old = prior !== undefined && prior !== key ? this.#sockets.get(prior) : undefined;
+      if (old && old.kts !== undefined && e.kts !== undefined && old.kts < e.kts) {
+        touched.push(...this.#remove(prior!));
+      }
+    }
     const s: LiveSocket = {
       key,
       netns,
@@ -180,6 +227,7 @@ export class SocketLedger {
       pids: new Set([e.pid]),
       fds: new Set(),
     };
+    if (e.kts !== undefined) s.kts = e.kts;
     if (e.containerId !== undefined || e.containerName !== undefined) {
       s.container = { id: e.containerId ?? null, name: e.containerName ?? null };
     }
@@ -191,7 +239,86 @@ export class SocketLedger {
       this.#bySk.set(e.sk, key);
     }
     if (e.fd !== undefined) this.#addFd(s, e.pid, e.fd);
-    return [netns];
+    if (e.kts !== undefined && this.#forkCount > 0) this.#forkedSince(s, e.pid, e.kts);
+    if (e.kts !== undefined && endedAfter(this.#tombs.get(`pid:${e.pid}`), e.kts)) {
+      // Its process's exit was applied already: it holds nothing (its children, if any, do).
+      s.pids.delete(e.pid);
+      for (const f of [...s.fds]) {
+        if (f.startsWith(`${e.pid}:`)) {
+          s.fds.delete(f);
+          this.#byFd.delete(f);
+        }
+      }
+      if (s.pids.size === 0) {
+        this.lateOpens++;
+        this.#remove(key);
+        return touched;
+      }
+    }
+    if (!touched.includes(netns)) touched.push(netns);
+    return touched;
+  }
+
+  /** Whether end event `e` ends socket `key` (not one opened after it, at the same address). */
+  #endsSocket(key: string, e: SocketEvent): boolean {
+    const s = this.#sockets.get(key)!;
+    return !endedAfter(s.kts, e.kts);
+  }
+
+  /** `child` (forked by `parent`) holds what `parent` held of `s`. */
+  #inherit(s: LiveSocket, parent: number, child: number): void {
+    s.pids.add(child);
+    for (const f of [...s.fds]) {
+      if (!f.startsWith(`${parent}:`)) continue;
+      const childFd = `${child}:${f.slice(f.indexOf(":") + 1)}`;
+      s.fds.add(childFd);
+      this.#byFd.set(childFd, s.key);
+    }
+  }
+
+  /** Socket `s`, opened by `pid` at `kts`, goes to the children it forked after (forks read before the open). */
+  #forkedSince(s: LiveSocket, pid: number, kts: number): void {
+    const queue = [{ pid, kts }];
+    for (let n = 0; n < queue.length && n < 64; n++) {
+      for (const f of this.#forks.get(queue[n].pid) ?? []) {
+        if (f.kts <= queue[n].kts || s.pids.has(f.child)) continue;
+        this.#inherit(s, queue[n].pid, f.child);
+        queue.push({ pid: f.child, kts: f.kts });
+      }
+    }
+  }
+
+  #rememberFork(parent: number, child: number, kts: number): void {
+    let list = this.#forks.get(parent);
+    if (!list) this.#forks.set(parent, list = []);
+    list.push({ child, kts });
+    this.#forkCount++;
+    if (this.#forkCount > RECENT_MAX || list.length > 64) {
+      for (const [p, l] of this.#forks) {
+        const kept = l.filter((f) => f.kts > kts - RECENT_NS).slice(-64);
+        this.#forkCount -= l.length - kept.length;
+        if (kept.length === 0) this.#forks.delete(p);
+        else this.#forks.set(p, kept);
+      }
+      while (this.#forkCount > RECENT_MAX) {
+        const [p, l] = this.#forks.entries().next().value!;
+        this.#forks.delete(p);
+        this.#forkCount -= l.length;
+      }
+    }
+  }
+
+  /** An end that found no socket: remembered (with its time) for an older open that arrives later. */
+  #tomb(key: string | undefined, kts: number | undefined): void {
+    if (key === undefined || kts === undefined) return;
+    this.#tombs.delete(key);
+    this.#tombs.set(key, kts);
+    if (this.#tombs.size > RECENT_MAX) {
+      for (const [k, t] of this.#tombs) {
+        if (this.#tombs.size <= RECENT_MAX / 2 && t > kts - RECENT_NS) break;
+        this.#tombs.delete(k);
+      }
+    }
   }
 
   #addFd(s: LiveSocket, pid: number, fd: number) {

@@ -1,0 +1,102 @@
+/**
+ * Putting a source's events back in order, where it reads them out of order: bpftrace reads its per-CPU buffers
+ * in turn, so a socket's close (or its holder's exit) recorded on one CPU can be read before its bind or listen
+ * recorded on another, when the process migrated in between. Applied as read, the close finds nothing to close
+ * and the open then stays: a phantom open port.
+ *
+ * The events that end something (unlisten, close, exit) are held for the source's reorder window, then applied in
+ * kernel-time order (`kts`); the others (listen, bind, fork) are applied at once, so an open costs no latency. An
+ * older open arriving after a newer close of its socket therefore still comes first. What the opens and forks
+ * that arrive out of order among themselves need (a fork older than the open of its parent's socket, a socket
+ * opened at the address of one whose held close comes later) the ledger handles with the same timestamps.
+ * @module
+ */
+import type { SocketEvent } from "./socket_event.ts";
+
+/** An event that ends a socket or a process (held for the reorder window). */
+export function endsSomething(e: SocketEvent): boolean {
+  return e.kind === "unlisten" || e.kind === "close" || e.kind === "exit";
+}
+
+interface Held {
+  e: SocketEvent;
+  kts: number;
+  /** When it may be applied (ms, the `now` clock). */
+  due: number;
+}
+
+/** Holds ending events for `holdMs`, then hands them on in kernel-time order. */
+export class EndHold {
+  /** Held events, by kts (a new one is nearly always the newest: insertion from the end). */
+  #held: Held[] = [];
+  #timer?: ReturnType<typeof setTimeout>;
+
+  /**
+   * `apply` gets every event, in the order that is safe to apply; `holdMs` 0 holds nothing. `now` is a clock in
+   * ms (tests may drive it).
+   */
+  constructor(
+    readonly holdMs: number,
+    readonly apply: (e: SocketEvent) => void,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Events held now. */
+  get size(): number {
+    return this.#held.length;
+  }
+
+  /** Take one event as read: apply it now, or hold it (ending events with a kernel time). */
+  push(e: SocketEvent): void {
+    if (this.#held.length > 0) this.release();
+    if (this.holdMs <= 0 || e.kts === undefined || !endsSomething(e)) {
+      this.apply(e);
+      return;
+    }
+    const h: Held = { e, kts: e.kts, due: this.now() + this.holdMs };
+    let i = this.#held.length;
+    while (i > 0 && this.#held[i - 1].kts > h.kts) i--;
+    this.#held.splice(i, 0, h);
+    this.#arm();
+  }
+
+  /**
+   * Apply the held events that are due, with every older one (an older event, however late it arrived, is
+   * due when a newer one is: whatever preceded the newer one has arrived, so whatever preceded it too).
+   */
+  release(): void {
+    const now = this.now();
+    let last = -1;
+    for (let i = 0; i < this.#held.length; i++) if (this.#held[i].due <= now) last = i;
+    if (last < 0) return;
+    const out = this.#held.splice(0, last + 1);
+    for (const h of out) this.apply(h.e);
+  }
+
+  /** Apply everything held, in order (the source has ended: nothing older can come). */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const out = this.#held;
+    this.#held = [];
+    for (const h of out) this.apply(h.e);
+  }
+
+  /** Stop the timer (held events are dropped: for a shutdown that will close everything anyway). */
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** A timer for the earliest due event, when events are held and none is set. */
+  #arm(): void {
+    if (this.#timer !== undefined || this.#held.length === 0) return;
+    let due = Infinity;
+    for (const h of this.#held) due = Math.min(due, h.due);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.release();
+      this.#arm();
+    }, Math.max(0, due - this.now()));
+  }
+}

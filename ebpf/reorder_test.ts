@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { EndHold } from "./reorder.ts";
+import type { SocketEvent } from "./socket_event.ts";
+
+const ev = (kind: SocketEvent["kind"], kts: number, port = 80): SocketEvent => ({
+  ts: 0,
+  kts,
+  kind,
+  pid: 1,
+  port,
+});
+
+Deno.test("EndHold: an end read before its older open is applied after it; opens are never held", () => {
+  let now = 1000;
+  const applied: string[] = [];
+  const hold = new EndHold(60, (e) => applied.push(`${e.kind}@${e.kts}`), () => now);
+  try {
+    hold.push(ev("unlisten", 20)); // CPU 1's buffer, read first
+    hold.push(ev("close", 40));
+    assert.deepEqual(applied, [], "ends wait");
+    hold.push(ev("listen", 10)); // CPU 0's, read after
+    hold.push(ev("bind", 30));
+    assert.deepEqual(applied, ["listen@10", "bind@30"], "opens at once");
+    hold.push(ev("exit", 15)); // older than the held ends, read last
+    now += 59;
+    hold.release();
+    assert.equal(applied.length, 2, "not due yet");
+    now += 1;
+    hold.release();
+    assert.deepEqual(applied.slice(2), ["exit@15", "unlisten@20", "close@40"], "in kernel-time order");
+    assert.equal(hold.size, 0);
+  } finally {
+    hold.stop();
+  }
+});
+
+Deno.test("EndHold: an older end that arrived later goes with a newer one that is due; flush applies all", () => {
+  let now = 0;
+  const applied: number[] = [];
+  const hold = new EndHold(50, (e) => applied.push(e.kts!), () => now);
+  try {
+    hold.push(ev("close", 100));
+    now = 30;
+    hold.push(ev("close", 90)); // older, read later: due at 80, but whatever preceded 100 has arrived by 50
+    now = 50;
+    hold.release();
+    assert.deepEqual(applied, [90, 100]);
+    hold.push(ev("exit", 200));
+    hold.push(ev("unlisten", 150));
+    hold.flush();
+    assert.deepEqual(applied, [90, 100, 150, 200]);
+  } finally {
+    hold.stop();
+  }
+});
+
+Deno.test("EndHold: events without a kernel time, or a zero window, pass straight through", () => {
+  const applied: string[] = [];
+  const none = new EndHold(0, (e) => applied.push(e.kind));
+  none.push(ev("close", 5));
+  const hold = new EndHold(50, (e) => applied.push(e.kind));
+  hold.push({ ts: 0, kind: "exit", pid: 1 });
+  assert.deepEqual(applied, ["close", "exit"]);
+  hold.stop();
+});
+
+Deno.test("EndHold: the timer applies a held end once its window has passed", async () => {
+  const applied: string[] = [];
+  const hold = new EndHold(5, (e) => applied.push(e.kind));
+  try {
+    hold.push(ev("close", 1));
+    const deadline = Date.now() + 5000;
+    while (applied.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(applied, ["close"]);
+  } finally {
+    hold.stop();
+  }
+});
