@@ -4,7 +4,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { bpftraceScript, FLUSH_MS } from "./bpftrace_script.ts";
+import { bpftraceScript, FLUSH_MS, REORDER_MS } from "./bpftrace_script.ts";
 import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
@@ -76,6 +76,8 @@ export class BpftraceSource implements SocketEventSource {
   readonly gatherMs = 1;
   /** A record waits for at most two newlines (see bpftrace_script.ts), then the pipe. */
   readonly settleMs = 3 * FLUSH_MS + 40;
+  /** Per-CPU buffers are read in turn: a record can arrive up to this long after a newer one (see REORDER_MS). */
+  readonly reorderMs = REORDER_MS;
   lost = 0;
   #child?: Deno.ChildProcess;
   #ready!: Promise<void>;

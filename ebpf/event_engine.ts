@@ -12,6 +12,7 @@ import type { WatcherConfig } from "../watcher/config.ts";
 import { PollingEngine } from "../watcher/engine.ts";
 import { netnsInode } from "../watcher/identity.ts";
 import { SocketLedger } from "./ledger.ts";
+import { EndHold } from "./reorder.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import type { PortChange } from "../watcher/tracker.ts";
@@ -54,8 +55,11 @@ export class EventEngine {
   #timer?: ReturnType<typeof setInterval>;
   #exitCheck?: ReturnType<typeof setTimeout>;
   #stopped = false;
+  /** Ending events wait here for older events read after them (a source that reads out of order). */
+  #hold: EndHold;
 
   constructor(readonly options: EventEngineOptions) {
+    this.#hold = new EndHold(options.source.reorderMs ?? 0, (e) => this.#apply(e));
     this.poll = new PollingEngine({
       config: options.config,
       sink: options.sink,
@@ -96,7 +100,7 @@ export class EventEngine {
     return e.netns === this.#own;
   }
 
-  /** Apply one event now (state), report its changes in order (I/O). */
+  /** One event as read: ignored when out of scope, else applied now or, when it ends something, held a moment. */
   #onEvent = (e: SocketEvent): void => {
     this.stats.events++;
     const ports = this.options.config.ports;
@@ -104,6 +108,12 @@ export class EventEngine {
       this.stats.ignored++;
       return;
     }
+    this.#hold.push(e);
+  };
+
+  /** Apply one event now (state), report its changes in order (I/O). */
+  #apply = (e: SocketEvent): void => {
+    if (this.#stopped && this.#shutDown) return;
     const touched = this.ledger.apply(e, this.#own);
     if (e.kind === "exit" && touched.length > 0) this.#scheduleExitCheck();
     if (touched.length === 0) return;
@@ -149,6 +159,15 @@ export class EventEngine {
   #flushQueued = false;
 
   /**
+   * Report what is decided now, without waiting for the gather time; resolves once it is reported (handed to
+   * the sink, in the snapshot's outbox). Held ending events stay held.
+   */
+  async flushNow(): Promise<void> {
+    if (this.#pending.length > 0) this.#flush();
+    await this.#chain;
+  }
+
+  /**
    * Queue everything pending as one batch. The batch is taken now, not when its turn comes: batches queue in
    * the order their changes were made (a later gather timer must not overtake a full batch queued before it).
    */
@@ -161,6 +180,8 @@ export class EventEngine {
   }
 
   #pendingChanges = 0;
+  /** Set once shutdown has applied the last events: the shutdown closes every port after them. */
+  #shutDown = false;
 
   /** Report a batch: one report (one snapshot write, one delivery) per namespace. */
   async #report(pending: { netns: number; changes: PortChange[] }[]): Promise<void> {
@@ -194,7 +215,8 @@ export class EventEngine {
    * that raced with it have arrived, and the sockets those events opened or closed are not judged.
    */
   reconcile(countDrift = true): Promise<number> {
-    const settleMs = this.options.source.settleMs ?? 50;
+    // Events in flight during the scan arrive within settleMs; the ending ones are then held up to reorderMs.
+    const settleMs = (this.options.source.settleMs ?? 50) + (this.options.source.reorderMs ?? 0);
     let changed: Set<string> | undefined;
     return this.#enqueue(() => {
       changed = this.ledger.watchChanges();
@@ -252,6 +274,8 @@ export class EventEngine {
     clearTimeout(this.#exitCheck);
     clearTimeout(this.#tickTimer);
     await this.options.source.stop();
+    this.#hold.flush(); // the source has ended: nothing older can come
+    this.#shutDown = true;
     if (this.#pending.length > 0) this.#flush(); // decided, not yet reported: before the shutdown closes
     await this.#chain;
     return await this.poll.shutdown();

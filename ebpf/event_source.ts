@@ -19,6 +19,11 @@ export interface SocketEventSource {
    * scan with the events only after this long, so that events in flight during the scan are not taken for drift.
    */
   readonly settleMs?: number;
+  /**
+   * Events carry `kts` and may arrive out of order by up to this long (ms): the engine holds the events that end
+   * a socket or a process this long, so that an older open (or fork) still comes first. 0 or absent: in order.
+   */
+  readonly reorderMs?: number;
   /** Events the kernel or the tool reported lost (a reason to reconcile). */
   readonly lost: number;
   /** Stop the source and wait for it. */

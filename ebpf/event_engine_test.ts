@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { EventEngine } from "./event_engine.ts";
+import type { SocketEventSource } from "./event_source.ts";
+import type { SocketEvent } from "./socket_event.ts";
+import { envOf } from "../events/env.ts";
+import type { EventSink } from "../events/sink.ts";
+import type { PortEvent } from "../events/schema.ts";
+import { loadWatcherConfig, type WatcherConfig } from "../watcher/config.ts";
+import { netnsInode } from "../watcher/identity.ts";
+import { loadSnapshot } from "../watcher/snapshot.ts";
+import { PortTracker } from "../watcher/tracker.ts";
+import { Reporter } from "../watcher/reporter.ts";
+
+/** A source the test drives: events go to the engine when the test says. */
+export class FakeSource implements SocketEventSource {
+  readonly name = "fake";
+  readonly ready = Promise.resolve();
+  lost = 0;
+  #onEvent?: (e: SocketEvent) => void;
+  #stop?: () => void;
+  constructor(readonly gatherMs?: number, readonly reorderMs?: number) {}
+  run(onEvent: (e: SocketEvent) => void): Promise<string> {
+    this.#onEvent = onEvent;
+    return new Promise((resolve) => (this.#stop = () => resolve("stopped")));
+  }
+  emit(...events: SocketEvent[]): void {
+    for (const e of events) this.#onEvent!(e);
+  }
+  stop(): Promise<void> {
+    this.#stop?.();
+    return Promise.resolve();
+  }
+}
+
+/** A sink that keeps what it is given. */
+export class CollectingSink implements EventSink {
+  sent: PortEvent[] = [];
+  send(events: PortEvent[]) {
+    this.sent.push(...events);
+    return Promise.resolve();
+  }
+  flush() {
+    return Promise.resolve(true);
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+/** Ports nothing on a test machine listens on (WATCH_PORTS keeps the seed scan to them). */
+export const TEST_PORTS = [61231, 61232, 61233];
+
+/** A config for an engine in this namespace, watching only TEST_PORTS. */
+export function testConfig(snapshotPath: string): WatcherConfig {
+  const c = loadWatcherConfig([], envOf({ WATCH_PORTS: TEST_PORTS.join(","), SNAPSHOT_PATH: snapshotPath }));
+  if (c === "help") throw new Error("help");
+  return c;
+}
+
+/** A listen() that succeeded, as the bpftrace source reports it. */
+export function listenEvent(port: number, kts: number, over: Partial<SocketEvent> = {}): SocketEvent {
+  return {
+    ts: Date.now(),
+    kts,
+    kind: "listen",
+    pid: 4242,
+    proto: "tcp",
+    fd: 3,
+    sk: `0xffff${port}`,
+    inode: 900000 + port,
+    port,
+    family: 4,
+    addr: "0.0.0.0",
+    netns: netnsInode(),
+    ...over,
+  };
+}
+
+/** Wait for `cond`, polling, until `ms` have passed (then fail saying what was awaited). */
+export async function waitUntil(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: after a crash then, the restart sends it", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/snap`;
+  const sink = new CollectingSink();
+  // A long gather: the window between the tracker deciding and the batch reaching the outbox stays open.
+  const source = new FakeSource(60_000);
+  const engine = new EventEngine({
+    config: testConfig(path),
+    sink,
+    env: envOf({}),
+    source,
+    reconcileMs: 3600_000,
+  });
+  try {
+    await engine.start();
+    const running = engine.run();
+    const [a, b] = TEST_PORTS;
+    source.emit(listenEvent(a, 1));
+    await engine.flushNow();
+    await waitUntil("the open of the first port", () => sink.sent.some((e) => e.port === a));
+    source.emit(listenEvent(b, 2));
+    assert.ok(engine.poll.tracker.open().some((p) => p.port === b), "decided");
+    // Any snapshot write in the window (a report's, the outbox clearing's); then the watcher dies.
+    await engine.poll.reporter.save();
+    const crashed = await Deno.readTextFile(path);
+    const snap = (await loadSnapshot(path, engine.poll.reporter.options.owner)).snapshot!;
+    assert.deepEqual(
+      snap.state.ports.map((p) => p.port),
+      [a],
+      "the gathering batch is not in the saved state",
+    );
+
+    // Restart from the file the crash left: the ledger (a scan would find both ports) says a and b are open.
+    await Deno.writeTextFile(`${dir}/restart`, crashed);
+    const sink2 = new CollectingSink();
+    const tracker = new PortTracker();
+    const r2 = new Reporter({
+      ...engine.poll.reporter.options,
+      sink: sink2,
+      tracker,
+      snapshotPath: `${dir}/restart`,
+    });
+    await r2.restore();
+    const ns = netnsInode();
+    const seen = engine.ledger.observations(ns);
+    await r2.report(tracker.observe(ns, seen, Date.now()), engine.poll.identity, "ebpf");
+    const all = new Map([...sink.sent, ...sink2.sent].map((e) => [e.id, e]));
+    assert.deepEqual(
+      [...all.values()].filter((e) => e.event === "open").map((e) => e.port).sort(),
+      [a, b],
+      "each open delivered exactly once across the crash",
+    );
+    await r2.settle();
+    await source.stop();
+    await running;
+  } finally {
+    await engine.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("EventEngine: ends read before their older opens (another CPU's buffer) are reported after them", async () => {
+  const dir = await Deno.makeTempDir();
+  const sink = new CollectingSink();
+  const source = new FakeSource(1, 60);
+  const engine = new EventEngine({
+    config: testConfig(`${dir}/snap`),
+    sink,
+    env: envOf({}),
+    source,
+    reconcileMs: 3600_000,
+  });
+  try {
+    await engine.start();
+    const running = engine.run();
+    const [a, b, c] = TEST_PORTS;
+    const ns = netnsInode();
+    // As bpftrace reads them when CPU 1's buffer comes first: every end, then the older opens.
+    source.emit(
+      {
+        ts: Date.now(),
+        kts: 200,
+        kind: "unlisten",
+        pid: 4242,
+        proto: "tcp",
+        sk: `0xffff${a}`,
+        port: a,
+        netns: ns,
+      },
+      { ts: Date.now(), kts: 210, kind: "close", pid: 4242, fd: 5, sk: `0xffff${b}`, inode: 900000 + b },
+      { ts: Date.now(), kts: 220, kind: "exit", pid: 77 },
+      listenEvent(a, 100),
+      listenEvent(b, 110, { kind: "bind", proto: "udp", fd: 5 }),
+      listenEvent(c, 120, { kind: "bind", proto: "udp", pid: 77 }),
+    );
+    await waitUntil("an open and a close of each port", () => sink.sent.length >= 6);
+    for (const p of [a, b, c]) {
+      assert.deepEqual(
+        sink.sent.filter((e) => e.port === p).map((e) => e.event),
+        ["open", "close"],
+        `port ${p}`,
+      );
+    }
+    assert.deepEqual(engine.ledger.sockets(), [], "no phantom");
+    await source.stop();
+    await running;
+  } finally {
+    await engine.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
