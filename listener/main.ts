@@ -4,7 +4,7 @@ import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
-import { PgStore, StoreOpenError } from "./pg/store.ts";
+import type { PgStore } from "./pg/store.ts";
 import { redactUrl } from "./pg/url.ts";
 import { createApp } from "./app.ts";
 import type { ListenerConfig } from "./config.ts";
@@ -78,6 +78,8 @@ async function openStore(config: ListenerConfig): Promise<{ store: EventStore | 
   const log = getLogger(["portwatch", "listener"]);
   if (config.storeUrl) {
     const where = redactUrl(config.storeUrl);
+    // Loaded only when asked for: a file-store listener never pays for the PostgreSQL client in memory.
+    const { PgStore } = await import("./pg/store.ts");
     const { store, report } = await PgStore.open({
       url: config.storeUrl,
       retentionDays: config.retentionDays,
@@ -133,7 +135,7 @@ if (import.meta.main) {
       console.error(`portwatch listener: ${e.message}`);
       Deno.exit(2);
     }
-    if (e instanceof StoreOpenError) {
+    if (e instanceof Error && e.name === "StoreOpenError") { // pg/store.ts, loaded only with STORE_URL
       console.error(`portwatch listener: ${e.message}`);
       Deno.exit(1);
     }
