@@ -44,3 +44,14 @@ export function toStoreError(e: unknown, what: string): unknown {
   }
   return e;
 }
+
+/**
+ * The replica is taking more than it can commit in time: the request is refused at once (503 with
+ * Retry-After, nothing stored) rather than queued past the client's timeout and then retried anyway.
+ */
+export class StoreOverloadedError extends StoreUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreOverloadedError";
+  }
+}

@@ -13,6 +13,8 @@
  * | `portwatch_listener_pg_stream_errors_total`         | counter   |        |
  * | `portwatch_listener_pg_client_resets_total`         | counter   |        |
  * | `portwatch_listener_pg_write_after_close_total`     | counter   |        |
+ * | `portwatch_listener_pg_shed_requests_total`         | counter   |        |
+ * | `portwatch_listener_pg_commit_retries_total`        | counter   |        |
  * @module
  */
 import type { Registry } from "../../events/metrics.ts";
@@ -30,7 +32,7 @@ export function registerPgMetrics(
     writer: GroupWriter;
     live: LiveFeed;
     client: PgClient;
-    counters: { queryErrors: number; maintenanceErrors: number };
+    counters: { queryErrors: number; maintenanceErrors: number; shed: number };
   },
 ): void {
   registry.counter({
@@ -43,9 +45,19 @@ export function registerPgMetrics(
     help: "Client write-after-close exceptions stopped by the guard (porsager/postgres#1208).",
     collect: () => swallowedWrites(),
   });
+  registry.counter({
+    name: "portwatch_listener_pg_shed_requests_total",
+    help: "Ingest requests refused at once (503) because the queue would take over 1 s to commit.",
+    collect: () => store.counters.shed,
+  });
+  registry.counter({
+    name: "portwatch_listener_pg_commit_retries_total",
+    help: "Insert transactions retried after a deadlock or serialization failure.",
+    collect: () => store.writer.retries,
+  });
   const commit = registry.histogram({
     name: "portwatch_listener_pg_commit_duration_seconds",
-    help: "Time of each group-commit transaction (lock, insert, ports upsert, commit), by result.",
+    help: "Time of each group-commit transaction (insert, ports upsert, commit), by result.",
     labelNames: ["result"],
     buckets: COMMIT_BUCKETS,
   });

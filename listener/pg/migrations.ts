@@ -15,6 +15,12 @@
  *   netns, proto, port; missing values as '' or -1), with `open` false for a closed port (a tombstone: a late,
  *   older `open` finds a newer version and is ignored). `entry` is the OpenPort JSON without `since`;
  *   `reopened` tells the upsert that the batch closed and reopened the port (so `since` is not carried over).
+ *
+ * Version 2 lets replicas commit in parallel (no insert lock): `events.tx` is the inserting transaction's id
+ * (xid8), and the store order is (tx, seq), which the stream reads only below the current snapshot's xmin
+ * (see live.ts). Indexes: (tx, seq) for the stream and unfiltered queries, (host, tx, seq) for a host's
+ * newest events, and plain container_id / container_name indexes (the container condition is an OR of the
+ * two, a bitmap scan that cannot use an index order anyway).
  * @module
  */
 import type { Sql } from "postgres";
@@ -75,6 +81,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH (fillfactor = 70);
       CREATE INDEX port_state_container_id_idx ON port_state (container_id) WHERE open;
       CREATE INDEX port_state_container_name_idx ON port_state (container_name) WHERE open;
+    `,
+  },
+  {
+    version: 2,
+    name: "events.tx: stream order by (tx, seq) without an insert lock; fewer indexes",
+    sql: `
+      -- Rows stored before this version get tx 0: they were committed one at a time (seq order is commit
+      -- order), so (0, seq) keeps their order and puts them before every later row. A constant default is
+      -- added without rewriting the table; new rows then take their transaction's id.
+      ALTER TABLE events ADD COLUMN tx xid8 NOT NULL DEFAULT '0';
+      ALTER TABLE events ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
+      DROP INDEX events_seq_idx;
+      DROP INDEX events_host_idx;
+      DROP INDEX events_container_id_idx;
+      DROP INDEX events_container_name_idx;
+      CREATE INDEX events_tx_seq_idx ON events (tx, seq);
+      CREATE INDEX events_host_idx ON events (host, tx, seq);
+      CREATE INDEX events_container_id_idx ON events (container_id);
+      CREATE INDEX events_container_name_idx ON events (container_name);
     `,
   },
 ];

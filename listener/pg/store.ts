@@ -15,10 +15,10 @@ import type { IngestResult, Store, StoredEntry, StoreHooks } from "../store_api.
 import { migrate } from "./migrations.ts";
 import { maintainPartitions, type MaintenanceReport } from "./partitions.ts";
 import { GroupWriter, type WriterOptions } from "./writer.ts";
-import { LiveFeed, rowsAfter } from "./live.ts";
+import { LiveFeed, positionOf, rowsAfter, START } from "./live.ts";
 import { eventsWhere, portsWhere } from "./sql_filter.ts";
 import { openPortOf } from "./rows.ts";
-import { isUnavailable, toStoreError } from "./errors.ts";
+import { isUnavailable, StoreOverloadedError, toStoreError } from "./errors.ts";
 import { PgClient } from "./client.ts";
 import { redactUrl } from "./url.ts";
 import { registerPgMetrics } from "./metrics.ts";
@@ -42,6 +42,11 @@ export interface PgStoreOptions extends WriterOptions {
    * path so that code showing `store.options.path` works with either store.
    */
   path?: string;
+  /**
+   * Refuse new records (503) when the queue ahead of them would take longer than this to commit, ms
+   * (default 1000; watchers time out after 2 s). 0 disables it (only `maxQueued` applies).
+   */
+  maxWaitMs?: number;
   /** Where errors that are handled (logged, retried) are reported. */
   onError?: (what: string, e: unknown) => void;
 }
@@ -70,14 +75,14 @@ export class PgStore implements Store {
   readonly writer: GroupWriter;
   readonly live: LiveFeed;
   /** Counters for metrics. */
-  readonly counters = { queryErrors: 0, maintenanceErrors: 0 };
+  readonly counters = { queryErrors: 0, maintenanceErrors: 0, shed: 0 };
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
   private constructor(readonly client: PgClient, readonly options: PgStoreOptions) {
     this.writer = new GroupWriter(client, () => this.hooks, options);
     this.live = new LiveFeed(client, options.pollMs ?? 1000, (e) => options.onError?.("live stream", e));
-    this.writer.onStored = (seq) => this.live.advance(seq);
+    this.writer.onStored = () => this.live.advance();
   }
 
   /** Connect, migrate (retrying an unreachable database until the start timeout), create partitions. */
@@ -138,6 +143,18 @@ export class PgStore implements Store {
         toStoreError({ code: "53000", message: "too many events waiting for PostgreSQL" }, "ingest"),
       );
     }
+    const maxWait = this.options.maxWaitMs ?? 1000;
+    if (maxWait > 0 && this.writer.queued > 0) {
+      const wait = this.writer.wouldWaitMs(records.length);
+      if (wait > maxWait) {
+        this.counters.shed++;
+        return Promise.reject(
+          new StoreOverloadedError(
+            `overloaded: ${this.writer.queued} events waiting, about ${Math.round(wait)} ms to commit`,
+          ),
+        );
+      }
+    }
     return this.writer.write(records);
   }
 
@@ -157,7 +174,7 @@ export class PgStore implements Store {
     return this.#read("query", async (sql) => {
       const rows = await sql`
         SELECT line FROM events WHERE ${eventsWhere(sql, filter)}
-        ORDER BY seq ${order === "asc" ? sql`ASC` : sql`DESC`} LIMIT ${limit}`;
+        ORDER BY ${order === "asc" ? sql`tx ASC, seq ASC` : sql`tx DESC, seq DESC`} LIMIT ${limit}`;
       return rows.map((r) => JSON.parse(String(r.line)));
     });
   }
@@ -181,7 +198,7 @@ export class PgStore implements Store {
     });
   }
 
-  /** Rows committed from now on by any replica, in seq order. */
+  /** Rows committed from now on by any replica, in stream order (tx, seq). */
   subscribe(fn: (entry: StoredEntry) => void): () => void {
     return this.live.subscribe(fn);
   }
@@ -193,13 +210,12 @@ export class PgStore implements Store {
 
   /** Rows after the one with `lastId` (every retained row when it is unknown), oldest first. */
   async *replayAfter(lastId: string): AsyncGenerator<StoredEntry> {
-    const [found] = await this.#read("replay", (sql) => sql`SELECT seq FROM events WHERE id = ${lastId}`);
-    let cursor = found ? Number(found.seq) : 0;
+    let cursor = (await this.#read("replay", (sql) => positionOf(sql, lastId))) ?? START;
     for (;;) {
       const rows = await this.#read("replay", (sql) => rowsAfter(sql, cursor, 1000));
       for (const r of rows) {
-        cursor = r.seq;
-        yield { id: r.id, record: r.record, line: r.line };
+        cursor = r.pos;
+        yield r;
       }
       if (rows.length < 1000) return;
     }

@@ -3,22 +3,23 @@
  * takes everything queued (up to `maxBatch` records) and writes it with one multi-row INSERT ... ON CONFLICT
  * (id) DO NOTHING RETURNING plus one `port_state` upsert, then NOTIFY; a call resolves only after that commit.
  *
- * Order and duplicates: every insert transaction first takes one transaction-level advisory lock, so insert
- * transactions (of every replica) run one at a time and `seq` order is commit order: a reader that has seen
- * seq N has seen every committed seq below N (the live stream relies on it). An id repeated within a batch or
- * already stored (through any replica) is acknowledged as a duplicate and stored once.
+ * Order and duplicates: transactions of every replica commit in parallel; each row records its transaction's
+ * id (`tx`), which gives the stream its order without serializing writers (see live.ts). An id repeated
+ * within a batch or already stored (through any replica) is acknowledged as a duplicate and stored once. Two
+ * transactions inserting the same ids in different orders can deadlock; the one PostgreSQL cancels is
+ * retried here (a few times) before its callers see an error.
+ *
+ * Overload: {@link GroupWriter.wouldWaitMs} estimates how long new records would wait, from the recent
+ * commit throughput, so that the store refuses early (503) instead of queueing past the clients' timeouts.
  * @module
  */
 import type { Record_ } from "../validate.ts";
 import type { IngestResult, StoreHooks } from "../store_api.ts";
-import { eventColumns, type EventRow, eventRow, lineOf, portRows } from "./rows.ts";
+import { eventColumns, type EventRow, eventRow, lineOf, type PortRow, portRows } from "./rows.ts";
 import { isUnavailable, toStoreError } from "./errors.ts";
 import type { PgClient } from "./client.ts";
 
-/** Advisory lock key that serializes insert transactions ("pwseq"). */
-export const INSERT_LOCK = 0x7077736571;
-
-/** The channel the writer notifies after each commit; the payload is the highest seq assigned so far. */
+/** The channel the writer notifies after each commit (no payload: readers look for what is readable). */
 export const CHANNEL = "portwatch_events";
 
 interface Pending {
@@ -54,8 +55,12 @@ export class GroupWriter {
   readonly maxQueued: number;
   /** Called after every commit attempt. */
   onCommit?: (s: CommitStats) => void;
-  /** Called with the highest seq of each successful commit. */
-  onStored?: (maxSeq: number) => void;
+  /** Called after each successful commit. */
+  onStored?: () => void;
+  /** Deadlocks and serialization failures retried (metrics). */
+  retries = 0;
+  /** Recent throughput, events per second of commit time (an exponential average). */
+  #rate = 0;
 
   constructor(readonly client: PgClient, readonly hooks: () => StoreHooks, opts: WriterOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 5000;
@@ -66,6 +71,21 @@ export class GroupWriter {
   /** Records waiting for a transaction. */
   get queued(): number {
     return this.#queued;
+  }
+
+  /**
+   * About how long `n` more records would wait before being committed, ms: what is queued (plus `n`) at the
+   * recent throughput of this replica's transactions (several in flight). 0 until the first commit.
+   */
+  wouldWaitMs(n: number): number {
+    if (this.#rate <= 0) return 0;
+    return ((this.#queued + n) / (this.#rate * this.inFlight)) * 1000;
+  }
+
+  #observe(rows: number, seconds: number): void {
+    if (seconds <= 0) return;
+    const r = rows / seconds;
+    this.#rate = this.#rate === 0 ? r : this.#rate * 0.8 + r * 0.2;
   }
 
   /** Store `records`; resolves after the commit that holds them. */
@@ -127,48 +147,20 @@ export class GroupWriter {
     const sql = this.client.sql;
     let inserted: Map<string, number>;
     try {
-      const results = await sql.begin((tx) => [
-        tx`SELECT pg_advisory_xact_lock(${INSERT_LOCK})`,
-        tx`
-          INSERT INTO events (id, ts, event, port, proto, source, host, container_id, container_name, line)
-          SELECT * FROM unnest(
-            string_to_array(${c[0]}::text, chr(30), chr(31)),
-            string_to_array(${c[1]}::text, chr(30), chr(31))::timestamptz[],
-            string_to_array(${c[2]}::text, chr(30), chr(31)),
-            string_to_array(${c[3]}::text, chr(30), chr(31))::integer[],
-            string_to_array(${c[4]}::text, chr(30), chr(31)),
-            string_to_array(${c[5]}::text, chr(30), chr(31)),
-            string_to_array(${c[6]}::text, chr(30), chr(31)),
-            string_to_array(${c[7]}::text, chr(30), chr(31)),
-            string_to_array(${c[8]}::text, chr(30), chr(31)),
-            string_to_array(${c[9]}::text, chr(10)))
-          ON CONFLICT (id) DO NOTHING
-          RETURNING id, seq`,
-        ports.length === 0 ? tx`SELECT 1` : tx`
-          INSERT INTO port_state AS p (host, container_id, netns, proto, port, open, container_name,
-            observed_at, event_id, since, reopened, entry)
-          SELECT * FROM json_to_recordset(${JSON.stringify(ports)}::text::json) AS x(
-            host text, container_id text, netns bigint, proto text, port integer, open boolean,
-            container_name text, observed_at timestamptz, event_id text, since text, reopened boolean,
-            entry text)
-          ON CONFLICT (host, container_id, netns, proto, port) DO UPDATE SET
-            open = excluded.open,
-            container_name = excluded.container_name,
-            observed_at = excluded.observed_at,
-            event_id = excluded.event_id,
-            since = CASE WHEN excluded.open AND p.open AND NOT excluded.reopened THEN p.since
-                         ELSE excluded.since END,
-            reopened = excluded.reopened,
-            entry = excluded.entry
-          WHERE (excluded.observed_at, excluded.event_id) > (p.observed_at, p.event_id)`,
-        tx`SELECT pg_notify(${CHANNEL}, (SELECT last_value FROM events_seq)::text) AS n, 
-               (SELECT last_value FROM events_seq) AS last`,
-      ]);
-      const ret = results[1] as unknown as { id: string; seq: string }[];
-      inserted = new Map(ret.map((r) => [r.id, Number(r.seq)]));
-      this.onCommit?.({ seconds: (performance.now() - t0) / 1000, rows: n, ok: true });
-      const last = Number((results[3] as unknown as { last: string }[])[0].last);
-      this.onStored?.(last);
+      for (let attempt = 1;; attempt++) {
+        try {
+          inserted = await this.#transaction(c, ports);
+          break;
+        } catch (e) {
+          const code = (e as { code?: unknown })?.code;
+          if ((code !== "40P01" && code !== "40001") || attempt >= 4) throw e;
+          this.retries++;
+        }
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      this.#observe(n, seconds);
+      this.onCommit?.({ seconds, rows: n, ok: true });
+      this.onStored?.();
     } catch (e) {
       this.onCommit?.({ seconds: (performance.now() - t0) / 1000, rows: n, ok: false });
       if (isUnavailable(e)) this.client.failed(sql);
@@ -196,5 +188,47 @@ export class GroupWriter {
       p.resolve({ stored: s, duplicates: d, ids: p.records.map((r) => r.id) });
     }
     if (stored.length > 0) hooks.stored?.(stored);
+  }
+
+  /** One insert transaction: the events, the port updates, the notification; the inserted ids' seq. */
+  async #transaction(c: string[], ports: PortRow[]): Promise<Map<string, number>> {
+    const sql = this.client.sql;
+    const results = await sql.begin((tx) => [
+      tx`
+        INSERT INTO events (id, ts, event, port, proto, source, host, container_id, container_name, line)
+        SELECT * FROM unnest(
+          string_to_array(${c[0]}::text, chr(30), chr(31)),
+          string_to_array(${c[1]}::text, chr(30), chr(31))::timestamptz[],
+          string_to_array(${c[2]}::text, chr(30), chr(31)),
+          string_to_array(${c[3]}::text, chr(30), chr(31))::integer[],
+          string_to_array(${c[4]}::text, chr(30), chr(31)),
+          string_to_array(${c[5]}::text, chr(30), chr(31)),
+          string_to_array(${c[6]}::text, chr(30), chr(31)),
+          string_to_array(${c[7]}::text, chr(30), chr(31)),
+          string_to_array(${c[8]}::text, chr(30), chr(31)),
+          string_to_array(${c[9]}::text, chr(10)))
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, seq`,
+      ports.length === 0 ? tx`SELECT 1` : tx`
+        INSERT INTO port_state AS p (host, container_id, netns, proto, port, open, container_name,
+          observed_at, event_id, since, reopened, entry)
+        SELECT * FROM json_to_recordset(${JSON.stringify(ports)}::text::json) AS x(
+          host text, container_id text, netns bigint, proto text, port integer, open boolean,
+          container_name text, observed_at timestamptz, event_id text, since text, reopened boolean,
+          entry text)
+        ON CONFLICT (host, container_id, netns, proto, port) DO UPDATE SET
+          open = excluded.open,
+          container_name = excluded.container_name,
+          observed_at = excluded.observed_at,
+          event_id = excluded.event_id,
+          since = CASE WHEN excluded.open AND p.open AND NOT excluded.reopened THEN p.since
+                       ELSE excluded.since END,
+          reopened = excluded.reopened,
+          entry = excluded.entry
+        WHERE (excluded.observed_at, excluded.event_id) > (p.observed_at, p.event_id)`,
+      tx`SELECT pg_notify(${CHANNEL}, '')`,
+    ]);
+    const ret = results[0] as unknown as { id: string; seq: string }[];
+    return new Map(ret.map((r) => [r.id, Number(r.seq)]));
   }
 }
