@@ -215,8 +215,8 @@ export class EventEngine {
    * that raced with it have arrived, and the sockets those events opened or closed are not judged.
    */
   reconcile(countDrift = true): Promise<number> {
-    // Events in flight during the scan arrive within settleMs; the ending ones are then held up to reorderMs.
-    const settleMs = (this.options.source.settleMs ?? 50) + (this.options.source.reorderMs ?? 0);
+    // Events in flight during the scan arrive within settleMs; the ending ones are then held (window + slack).
+    const settleMs = (this.options.source.settleMs ?? 50) + this.#hold.maxDelayMs;
     let changed: Set<string> | undefined;
     return this.#enqueue(() => {
       changed = this.ledger.watchChanges();

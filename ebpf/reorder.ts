@@ -29,17 +29,26 @@ interface Held {
 export class EndHold {
   /** Held events, by kts (a new one is nearly always the newest: insertion from the end). */
   #held: Held[] = [];
+  /** The earliest `due` among the held events (Infinity when none): most pushes need not look further. */
+  #minDue = Infinity;
   #timer?: ReturnType<typeof setTimeout>;
 
   /**
    * `apply` gets every event, in the order that is safe to apply; `holdMs` 0 holds nothing. `now` is a clock in
-   * ms (tests may drive it).
+   * ms (tests may drive it). Due events are applied when the next event comes (so under a stream of events they
+   * join its batch: one report, not two); a timer `slackMs` after they are due applies them when none comes.
    */
   constructor(
     readonly holdMs: number,
     readonly apply: (e: SocketEvent) => void,
     readonly now: () => number = Date.now,
+    readonly slackMs = holdMs / 2,
   ) {}
+
+  /** The longest an event may be held: its window and the timer's slack. */
+  get maxDelayMs(): number {
+    return this.holdMs > 0 ? this.holdMs + this.slackMs : 0;
+  }
 
   /** Events held now. */
   get size(): number {
@@ -48,7 +57,7 @@ export class EndHold {
 
   /** Take one event as read: apply it now, or hold it (ending events with a kernel time). */
   push(e: SocketEvent): void {
-    if (this.#held.length > 0) this.release();
+    if (this.#minDue !== Infinity) this.release();
     if (this.holdMs <= 0 || e.kts === undefined || !endsSomething(e)) {
       this.apply(e);
       return;
@@ -57,6 +66,7 @@ export class EndHold {
     let i = this.#held.length;
     while (i > 0 && this.#held[i - 1].kts > h.kts) i--;
     this.#held.splice(i, 0, h);
+    if (h.due < this.#minDue) this.#minDue = h.due;
     this.#arm();
   }
 
@@ -66,10 +76,13 @@ export class EndHold {
    */
   release(): void {
     const now = this.now();
+    if (now < this.#minDue) return;
     let last = -1;
     for (let i = 0; i < this.#held.length; i++) if (this.#held[i].due <= now) last = i;
     if (last < 0) return;
     const out = this.#held.splice(0, last + 1);
+    this.#minDue = Infinity;
+    for (const h of this.#held) if (h.due < this.#minDue) this.#minDue = h.due;
     for (const h of out) this.apply(h.e);
   }
 
@@ -79,6 +92,7 @@ export class EndHold {
     this.#timer = undefined;
     const out = this.#held;
     this.#held = [];
+    this.#minDue = Infinity;
     for (const h of out) this.apply(h.e);
   }
 
@@ -88,15 +102,13 @@ export class EndHold {
     this.#timer = undefined;
   }
 
-  /** A timer for the earliest due event, when events are held and none is set. */
+  /** A timer for the earliest due event (plus the slack), when events are held and none is set. */
   #arm(): void {
     if (this.#timer !== undefined || this.#held.length === 0) return;
-    let due = Infinity;
-    for (const h of this.#held) due = Math.min(due, h.due);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.release();
       this.#arm();
-    }, Math.max(0, due - this.now()));
+    }, Math.max(0, this.#minDue + this.slackMs - this.now()));
   }
 }
