@@ -40,6 +40,15 @@ export const FLUSH_MS = 20;
  */
 export const FLUSH_RECORDS = 256;
 
+/**
+ * The engine's nudge: kill(NUDGE_PID, SIGCONT), a pid no process can have (above the kernel's limit, 2^22), makes
+ * the program print a newline. The timer's newlines can be read before the last records of a burst (another
+ * CPU's buffer, read after them when bpftrace was kept off the CPU a moment), which then wait in bpftrace's
+ * stdout for the next newline: until the next event, however long. The engine nudges once its output has been
+ * quiet a moment (see bpftrace_source.ts), so that nothing stays there.
+ */
+export const NUDGE_PID = 2147483646;
+
 /** The record terminator. */
 export const RS = "\x1e";
 
@@ -149,6 +158,7 @@ tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
   printf("X %llu %d${end}", nsecs, pid);
   ${flush}
 }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${NUDGE_PID}/ { printf("\\n"); }
 interval:ms:${FLUSH_MS} /@out > 0/ {
   printf("\\n");
   if (@pend) { @flushed = nsecs; @pend = 0; @n = 0; }

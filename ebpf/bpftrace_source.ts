@@ -4,13 +4,16 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { bpftraceScript, FLUSH_MS, REORDER_MS } from "./bpftrace_script.ts";
+import { bpftraceScript, FLUSH_MS, NUDGE_PID, REORDER_MS } from "./bpftrace_script.ts";
 import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
+
+/** After records, quiet this long (ms) before a nudge (see NUDGE_PID), and twice as long again before a second. */
+const NUDGE_AFTER_MS = 3 * FLUSH_MS;
 
 /** Most output kept while waiting for a newline (the program prints one every FLUSH_MS while it has output). */
 const MAX_PENDING = 16 * 1024 * 1024;
@@ -86,6 +89,9 @@ export class BpftraceSource implements SocketEventSource {
   #ended?: string;
   #stderr: string[] = [];
   #attached = false;
+  #nudgeTimer?: ReturnType<typeof setTimeout>;
+  /** Nudges sent since the last records (two at most). */
+  #nudges = 0;
 
   constructor(readonly script: string) {}
 
@@ -125,6 +131,7 @@ export class BpftraceSource implements SocketEventSource {
       }
     }).catch(() => {});
     child.status.then((s) => {
+      clearTimeout(this.#nudgeTimer);
       this.#ended = `bpftrace exited (${s.signal ?? `code ${s.code}`})${
         this.#stderr.length ? `: ${this.#stderr.slice(-5).join(" | ")}` : ""
       }`;
@@ -176,10 +183,29 @@ export class BpftraceSource implements SocketEventSource {
         log.warn("bpftrace: {n} bytes without a newline; dropped", { n: rest.length });
         rest = "";
       }
-      if (this.#lines.length > 0) this.#wake?.();
+      if (this.#lines.length > 0) {
+        this.#wake?.();
+        this.#nudgeLater(0);
+      }
     }
     if (rest !== "") this.#lines.push(rest);
     this.#wake?.();
+  }
+
+  /**
+   * Records came: a nudge (a newline from the program) once the output has been quiet for a while, in case the
+   * last records wait in bpftrace's stdout behind a newline that was read before them; a second one later.
+   */
+  #nudgeLater(sent: number): void {
+    clearTimeout(this.#nudgeTimer);
+    this.#nudges = sent;
+    if (sent >= 2 || this.#ended) return;
+    this.#nudgeTimer = setTimeout(() => {
+      try {
+        Deno.kill(NUDGE_PID, "SIGCONT");
+      } catch { /* ESRCH, as meant: the probe has seen it */ }
+      this.#nudgeLater(this.#nudges + 1);
+    }, NUDGE_AFTER_MS * (sent + 1));
   }
 
   /** Deliver events in order until bpftrace ends or stop() is called. */
@@ -192,7 +218,7 @@ export class BpftraceSource implements SocketEventSource {
         for (const line of lines) {
           const parsed = parseBpftraceLine(line, now);
           for (const e of parsed.events) onEvent(e);
-          for (const text of parsed.other) log.debug("bpftrace: {text}", { text });
+          for (const text of parsed.other) this.#otherText(text);
         }
       }
       if (this.#ended) return this.#ended;
@@ -201,8 +227,22 @@ export class BpftraceSource implements SocketEventSource {
     }
   }
 
+  /**
+   * Output that is not a record. bpftrace 0.17 says "Lost N events" (its perf buffers overflowed) on stdout:
+   * counted (the engine reports it, and a reconciliation corrects what was lost) and logged.
+   */
+  #otherText(text: string): void {
+    const lost = /Lost (\d+) events/.exec(text);
+    if (lost) {
+      this.lost += Number(lost[1]);
+      log.warn("bpftrace: {text}", { text });
+    } else log.debug("bpftrace: {text}", { text });
+  }
+
   /** Stop bpftrace (SIGINT lets it detach cleanly) and wait. */
   async stop(): Promise<void> {
+    clearTimeout(this.#nudgeTimer);
+    this.#nudges = 2;
     const child = this.#child;
     if (!child) return;
     try {
