@@ -289,9 +289,17 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "portwatch-ebpf-test-" });
     const ns = await NetNs.create();
-    // No reconciliation during the test: it would correct a phantom and hide it.
+    // No reconciliation during the test: it would correct a phantom and hide it. bpftrace is stopped a moment
+    // while the host goes on (other work on it, too, makes records): perf buffers of 4 MB per CPU (not 256 KB)
+    // keep everything.
     const w = WatcherProc.start(
-      { EBPF_ENGINE: "bpftrace", EBPF_ONLY: "1", EBPF_RECONCILE: "600", SNAPSHOT_PATH: `${dir}/snapshot` },
+      {
+        EBPF_ENGINE: "bpftrace",
+        EBPF_ONLY: "1",
+        EBPF_RECONCILE: "600",
+        SNAPSHOT_PATH: `${dir}/snapshot`,
+        BPFTRACE_PERF_RB_PAGES: "1024",
+      },
       ns,
       [],
       EBPF_MAIN,
@@ -339,7 +347,10 @@ for i in range(${n}):
       ];
       const inTest = (e: PortEvent) => e.port >= 8199 && e.port < 8600 + n;
       // Every open is followed by its close; a phantom is an open whose close never comes.
-      await w.waitFor("an open and a close of every port", inTest, 2 * ports.length, 30_000);
+      await w.waitFor("an open and a close of every port", inTest, 2 * ports.length, 30_000).catch((e) => {
+        const lost = w.stderr.filter((l) => /Lost \d+ events/.test(l));
+        throw lost.length ? new Error(`bpftrace lost events: ${lost.join("; ")}`) : e;
+      });
       for (const p of ports) {
         assert.deepEqual(w.matching((e) => e.port === p).map((e) => e.event), ["open", "close"], `port ${p}`);
       }
