@@ -10,7 +10,7 @@
  * One LISTEN connection per replica wakes a reader (every commit notifies); a poll, which never overlaps the
  * previous one, catches lost notifications and a horizon moved by transactions that do not notify. Rows are
  * fetched only while this replica has subscribers; with none, only the current end of the stream is looked
- * up (one index probe), where the first subscriber starts. Errors are logged and retried; they never end
+ * up (the snapshot's xmin, no table access), where the first subscriber starts. Errors are logged and retried; they never end
  * the process.
  * @module
  */
@@ -61,12 +61,13 @@ export async function rowsAfter(sql: Sql, after: Position, limit = CHUNK): Promi
   );
 }
 
-/** The position of the last row readable now (START when none). */
+/**
+ * The end of the stream now, without reading the table: (xmin, 0) of the current snapshot. Every row with a
+ * lower tx is readable and comes before it; every row of a transaction at or above xmin (seq >= 1) comes after.
+ */
 export async function streamEnd(sql: Sql): Promise<Position> {
-  const [r] = await sql`
-    SELECT tx::text AS tx, seq FROM events WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx DESC, seq DESC LIMIT 1`;
-  return r ? { tx: String(r.tx), seq: Number(r.seq) } : START;
+  const [r] = await sql`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS tx`;
+  return { tx: String(r.tx), seq: 0 };
 }
 
 /** The position of the row with `id`, if it is stored. */
