@@ -22,6 +22,7 @@
  * | `portwatch_ebpf_reconciliations_total`          | counter   |               | a bpftrace/Tracee engine    |
  * | `portwatch_ebpf_drift_sockets_total`            | counter   |               | a bpftrace/Tracee engine    |
  * | `portwatch_ebpf_lost_events_total`              | counter   |               | a bpftrace/Tracee engine    |
+ * | `portwatch_ebpf_late_opens_total`               | counter   |               | a bpftrace/Tracee engine    |
  *
  * `engine` is `netlink`, `proc` or `ss` for the polling watcher, `bpftrace` or `tracee` for the eBPF one, and
  * `fallback` when the eBPF command fell back to polling. A scan is one read of the socket tables of every
@@ -45,6 +46,8 @@ const SCAN_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 export interface EbpfCounters {
   readonly stats: { readonly events: number; readonly reconciles: number; readonly drift: number };
   readonly lost: () => number;
+  /** Opens read after their socket's end had been applied (later than the reorder window); 0 if unknown. */
+  readonly lateOpens?: () => number;
 }
 
 /** A source of delivery counters: an HttpSink. */
@@ -148,6 +151,11 @@ export class WatcherMetrics {
       "Events the kernel or the tool reported lost.",
       (e) => e.lost(),
     );
+    ebpf(
+      "portwatch_ebpf_late_opens_total",
+      "Opens read after the end of their socket had been applied, later than the reorder window (not reported).",
+      (e) => e.lateOpens?.() ?? 0,
+    );
   }
 
   /**
@@ -176,11 +184,21 @@ export class WatcherMetrics {
    */
   watchStarted(running: {
     poll: PollingEngine;
-    ebpf?: { stats: EbpfCounters["stats"]; options: { source: { name: string; lost: number } } };
+    ebpf?: {
+      stats: EbpfCounters["stats"];
+      options: { source: { name: string; lost: number } };
+      ledger?: { lateOpens: number };
+    };
   }): void {
     const ebpf = running.ebpf;
     this.watchEngine(running.poll, () => ebpf?.options.source.name ?? "fallback");
-    if (ebpf) this.watchEbpf({ stats: ebpf.stats, lost: () => ebpf.options.source.lost });
+    if (ebpf) {
+      this.watchEbpf({
+        stats: ebpf.stats,
+        lost: () => ebpf.options.source.lost,
+        lateOpens: () => ebpf.ledger?.lateOpens ?? 0,
+      });
+    }
   }
 
   /** Expose an eBPF engine's counters (drift, lost, ...). */

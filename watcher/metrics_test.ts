@@ -134,6 +134,7 @@ Deno.test("watcher metrics: delivery and eBPF counters are read at scrape time",
     const ebpf = {
       stats: { events: 12, reconciles: 3, drift: 2 },
       options: { source: { name: "bpftrace", lost: 5 } },
+      ledger: { lateOpens: 1 },
     };
     metrics.watchStarted({ poll, ebpf });
     try {
@@ -157,6 +158,7 @@ Deno.test("watcher metrics: delivery and eBPF counters are read at scrape time",
       assert.equal(m.get("portwatch_ebpf_reconciliations_total"), 3);
       assert.equal(m.get("portwatch_ebpf_drift_sockets_total"), 2);
       assert.equal(m.get("portwatch_ebpf_lost_events_total"), 5);
+      assert.equal(m.get("portwatch_ebpf_late_opens_total"), 1);
       ebpf.stats.drift = 4; // read again at the next scrape
       ebpf.options.source.lost = 6;
       const again = parse(metrics.registry.expose());
