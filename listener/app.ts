@@ -102,6 +102,8 @@ export function createApp(store: Store, options: AppOptions): Hono {
     }, 413);
   const limitStream = bodyLimit({ maxSize: options.bodyLimit, onError: tooLarge });
   const gate = new ByteGate(options.ingestBytes ?? INGEST_BYTES);
+  let lastStoreError = 0;
+  let failedSince = 0;
   app.post(
     "/ingest",
     // A Content-Length is enforced by the HTTP server's framing, so checking it is enough and spares every
@@ -142,7 +144,19 @@ export function createApp(store: Store, options: AppOptions): Hono {
       const result = await store.ingest(records);
       return c.json({ ok: true, ...result });
     } catch (e) {
-      log.error("could not store the events: {error}", { error: String(e) });
+      // One line per second at most: under overload or a database outage every request fails alike.
+      const now = Date.now();
+      if (now - lastStoreError >= 1000) {
+        log.error(
+          "could not store the events ({failed} requests answered 503 since the last line): {error}",
+          {
+            failed: failedSince + 1,
+            error: String(e),
+          },
+        );
+        lastStoreError = now;
+        failedSince = 0;
+      } else failedSince++;
       c.header("Retry-After", "1");
       return c.json({ ok: false, error: `could not store the events: ${(e as Error).message}` }, 503);
     }
