@@ -260,16 +260,27 @@ export class HttpSink implements EventSink {
     const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    const signal = AbortSignal.any([timeout.signal, this.#closing.signal]);
+    // The abort settles fetch and the body read; this race is the backstop should either ever not settle
+    // (a send that never resolves would stall this sink for good).
+    const aborted = new Promise<never>((_, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    aborted.catch(() => {});
     try {
-      const res = await fetch(this.url, {
+      const request = fetch(this.url, {
         method: "POST",
         headers,
         body: lines.join("\n") + "\n",
         redirect: "manual",
-        signal: AbortSignal.any([timeout.signal, this.#closing.signal]),
+        signal,
         client: this.#client,
       });
-      const text = await res.text();
+      request.catch(() => {}); // when the race below settled first
+      const res = await Promise.race([request, aborted]);
+      const reading = res.text();
+      reading.catch(() => {});
+      const text = await Promise.race([reading, aborted]);
       let error = text.slice(0, 500);
       let body: Record<string, unknown> | undefined;
       try {
