@@ -36,6 +36,7 @@ export class LagProbe {
   #pending = new Map<string, Map<string, number>>();
   #samples: number[] = [];
   #abort = new AbortController();
+  #bodies = new Set<ReadableStream<Uint8Array>>();
   #loops: Promise<void>[] = [];
   /** Stream connections that failed or ended (a replica down, ...); each is reconnected. */
   errors = 0;
@@ -67,10 +68,19 @@ export class LagProbe {
     clearTimeout(timer);
   }
 
-  /** Close the streams. */
+  /**
+   * Close the streams. The abort should end each body read; the bodies are also cancelled, and the wait is
+   * bounded, because a read that ignores both would otherwise hold the run forever (seen under load).
+   */
   async stop(): Promise<void> {
     this.#abort.abort();
-    await Promise.all(this.#loops);
+    for (const body of this.#bodies) body.cancel().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#loops),
+      new Promise<void>((r) => timer = setTimeout(r, 5_000)),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Statistics of the samples since the last reset (and start a new window when `reset`). */
@@ -96,11 +106,14 @@ export class LagProbe {
       const url = this.urls[k % this.urls.length];
       const q = new URLSearchParams({ host });
       if (lastId) q.set("last_event_id", lastId);
+      let body: ReadableStream<Uint8Array> | undefined;
       try {
         const res = await fetch(`${url}/events/stream?${q}`, { signal });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         connected();
-        for await (const ev of sseEvents(res.body)) {
+        body = res.body;
+        this.#bodies.add(body);
+        for await (const ev of sseEvents(body)) {
           const now = Date.now();
           const id = ev.id ?? (JSON.parse(ev.data) as { id: string }).id;
           lastId = id;
@@ -110,6 +123,7 @@ export class LagProbe {
           m.delete(id);
         }
       } catch { /* replica down or closing */ }
+      if (body) this.#bodies.delete(body);
       if (signal.aborted) return;
       this.errors++;
       await new Promise((r) => setTimeout(r, 200));
