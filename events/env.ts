@@ -3,6 +3,7 @@
  * {@link ConfigError} that names the variable, the value and what is accepted; none guesses.
  * @module
  */
+import { parseArgs } from "node:util";
 import { ConfigError } from "./config_error.ts";
 
 export { ConfigError };
@@ -22,6 +23,49 @@ export function firstSet(env: EnvSource, ...names: string[]): { name: string; va
     if (value !== undefined && value.trim() !== "") return { name, value: value.trim() };
   }
   return undefined;
+}
+
+/** A setting found in a flag (`--flag`) or, failing that, in one of its environment variables. */
+export type Setting = { name: string; value: string } | undefined;
+
+/**
+ * Parse `args` against `options` (strict, no positionals; `-h`/`--help` added). Returns "help" when asked for,
+ * else the values and `pick(flag, ...envNames)`: the flag when given, else the first set variable. Unknown or
+ * malformed flags throw a ConfigError that shows `usage`.
+ */
+export function parseFlags(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+  env: EnvSource,
+  usage: string,
+):
+  | "help"
+  | {
+    values: Record<string, string | boolean | undefined>;
+    pick(flag: string, ...names: string[]): Setting;
+  } {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new ConfigError(
+      "arguments",
+      args.join(" "),
+      `the options below\n\n${usage}\n(${(e as Error).message})`,
+    );
+  }
+  if (values.help) return "help";
+  const pick = (flag: string, ...names: string[]): Setting => {
+    const v = values[flag];
+    if (typeof v === "string") return { name: `--${flag}`, value: v };
+    return firstSet(env, ...names);
+  };
+  return { values, pick };
 }
 
 /** A whole number in [min, max]. */

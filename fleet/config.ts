@@ -3,8 +3,7 @@
  * error naming the setting, the value and what is accepted.
  * @module
  */
-import { parseArgs } from "node:util";
-import { ConfigError, type EnvSource, firstSet } from "../events/env.ts";
+import { ConfigError, type EnvSource, parseFlags } from "../events/env.ts";
 import type { RunOptions } from "./run.ts";
 
 /** Help text for `--help`. */
@@ -46,8 +45,7 @@ const num = (name: string, value: string, min: number, max: number, integer = tr
 
 /** Parse `args` and `env` into run options (and `json`), or "help". */
 export function loadFleetConfig(args: string[], env: EnvSource): (RunOptions & { json: boolean }) | "help" {
-  let values: Record<string, string | boolean | undefined>;
-  const flags = [
+  const names = [
     "hosts",
     "duration",
     "rate",
@@ -64,30 +62,17 @@ export function loadFleetConfig(args: string[], env: EnvSource): (RunOptions & {
     "flush",
     "seed",
   ];
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        ...Object.fromEntries(flags.map((f) => [f, { type: "string" as const }])),
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new ConfigError(
-      "arguments",
-      args.join(" "),
-      `the options below\n\n${USAGE}\n(${(e as Error).message})`,
-    );
-  }
-  if (values.help) return "help";
-  const pick = (flag: string, ...names: string[]) => {
-    const v = values[flag];
-    if (typeof v === "string") return { name: `--${flag}`, value: v };
-    return firstSet(env, ...names);
-  };
+  const flags = parseFlags(
+    args,
+    {
+      ...Object.fromEntries(names.map((f) => [f, { type: "string" as const }])),
+      json: { type: "boolean" },
+    },
+    env,
+    USAGE,
+  );
+  if (flags === "help") return "help";
+  const { values, pick } = flags;
   const get = (flag: string, envName: string, min: number, max: number, dflt: number, integer = true) => {
     const v = pick(flag, envName);
     return v ? num(v.name, v.value, min, max, integer) : dflt;

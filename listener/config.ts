@@ -3,7 +3,6 @@
  * error naming the setting, the value and what is accepted.
  * @module
  */
-import { parseArgs } from "node:util";
 import { parseStoreUrl } from "./pg/url.ts";
 import {
   ConfigError,
@@ -11,6 +10,7 @@ import {
   firstSet,
   parseBool,
   parseBytes,
+  parseFlags,
   parseInteger,
   parsePort,
 } from "../events/env.ts";
@@ -63,38 +63,24 @@ const LEVELS = ["debug", "info", "warning", "error"] as const;
 
 /** Parse `args` (Deno.args) and `env` into a config; throws ConfigError on any bad value. */
 export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "help" {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "log-path": { type: "string" },
-        fsync: { type: "string" },
-        "body-limit": { type: "string" },
-        "max-bytes": { type: "string" },
-        keep: { type: "string" },
-        "store-url": { type: "string" },
-        "retention-days": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new ConfigError(
-      "arguments",
-      args.join(" "),
-      `the options below\n\n${USAGE}\n(${(e as Error).message})`,
-    );
-  }
-  if (values.help) return "help";
-  const pick = (flag: string, ...names: string[]) => {
-    const v = values[flag];
-    if (typeof v === "string") return { name: `--${flag}`, value: v };
-    return firstSet(env, ...names);
-  };
+  const flags = parseFlags(
+    args,
+    {
+      host: { type: "string" },
+      port: { type: "string" },
+      "log-path": { type: "string" },
+      fsync: { type: "string" },
+      "body-limit": { type: "string" },
+      "max-bytes": { type: "string" },
+      keep: { type: "string" },
+      "store-url": { type: "string" },
+      "retention-days": { type: "string" },
+    },
+    env,
+    USAGE,
+  );
+  if (flags === "help") return "help";
+  const { pick } = flags;
   const host = pick("host", "LISTENER_HOST");
   const port = pick("port", "LISTENER_PORT");
   const logPath = pick("log-path", "LOG_PATH");
