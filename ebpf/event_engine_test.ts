@@ -3,8 +3,7 @@ import { EventEngine } from "./event_engine.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { envOf } from "../events/env.ts";
-import type { EventSink } from "../events/sink.ts";
-import type { PortEvent } from "../events/schema.ts";
+import { CollectingSink } from "../events/testing_sink.ts";
 import { loadWatcherConfig, type WatcherConfig } from "../watcher/config.ts";
 import { netnsInode } from "../watcher/identity.ts";
 import { loadSnapshot } from "../watcher/snapshot.ts";
@@ -28,21 +27,6 @@ export class FakeSource implements SocketEventSource {
   }
   stop(): Promise<void> {
     this.#stop?.();
-    return Promise.resolve();
-  }
-}
-
-/** A sink that keeps what it is given. */
-export class CollectingSink implements EventSink {
-  sent: PortEvent[] = [];
-  send(events: PortEvent[]) {
-    this.sent.push(...events);
-    return Promise.resolve();
-  }
-  flush() {
-    return Promise.resolve(true);
-  }
-  close() {
     return Promise.resolve();
   }
 }

@@ -3,22 +3,9 @@ import { Reporter } from "./reporter.ts";
 import { PortTracker } from "./tracker.ts";
 import { PidResolver } from "./pid_resolver.ts";
 import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import { CollectingSink } from "../events/testing_sink.ts";
 import type { EventSink } from "../events/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
-
-class CollectingSink implements EventSink {
-  sent: PortEvent[] = [];
-  send(events: PortEvent[]) {
-    this.sent.push(...events);
-    return Promise.resolve();
-  }
-  flush() {
-    return Promise.resolve(true);
-  }
-  close() {
-    return Promise.resolve();
-  }
-}
 
 const identity = { host: "h", container_id: null, container_name: null, runtime: null };
 const obs = {
