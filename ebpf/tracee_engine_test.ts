@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import { NetNs, netnsSkipReason } from "../watcher/testing/netns.ts";
 import { FAKE_TRACEE_DIR } from "./tracee/testing/fake_tracee.ts";
+import { TRACEE_FIXTURES } from "./tracee/testing/fixtures.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
-const FIXTURES = new URL("../../shared/fixtures/tracee/", import.meta.url).pathname;
+const FIXTURES = TRACEE_FIXTURES;
 
 Deno.test("deno task ebpf with Tracee (a stand-in replaying Tracee's JSON): opens and closes with container", async () => {
   const dir = await Deno.makeTempDir({ prefix: "portwatch-tracee-test-" });

@@ -17,8 +17,9 @@ import {
   unhandledEvents,
 } from "./adapter.ts";
 import { FAKE_TRACEE_DIR } from "./testing/fake_tracee.ts";
+import { TRACEE_FIXTURES } from "./testing/fixtures.ts";
 
-const FIXTURES = "/work/shared/fixtures/tracee/";
+const FIXTURES = TRACEE_FIXTURES;
 const EXPECTED = new URL("./expected/", import.meta.url).pathname;
 const fixtureNames = () =>
   [...Deno.readDirSync(FIXTURES)].map((e) => e.name).filter((n) => n.endsWith(".jsonl")).sort();

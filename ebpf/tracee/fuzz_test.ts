@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import type { SocketEvent } from "../socket_event.ts";
 import { TraceeAdapter } from "./adapter.ts";
 import { parseTraceeLine } from "./parse.ts";
+import { TRACEE_FIXTURES } from "./testing/fixtures.ts";
 
-const FIXTURES = "/work/shared/fixtures/tracee/";
+const FIXTURES = TRACEE_FIXTURES;
 const ALL = [...Deno.readDirSync(FIXTURES)].map((e) => e.name).filter((n) => n.endsWith(".jsonl")).sort()
   .flatMap((n) => Deno.readTextFileSync(FIXTURES + n).split("\n").filter((l) => l.trim() !== ""));
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import type { SocketEvent } from "../socket_event.ts";
 import { parseIPv6, parseTraceeLine, rfc3339ToMs, type TraceeParseResult } from "./parse.ts";
+import { TRACEE_FIXTURES } from "./testing/fixtures.ts";
 
-const FIXTURES = "/work/shared/fixtures/tracee/";
+const FIXTURES = TRACEE_FIXTURES;
 const fixtureLines = (name: string) =>
   Deno.readTextFileSync(FIXTURES + name).split("\n").filter((l) => l.trim() !== "");
 
