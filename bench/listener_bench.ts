@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { freePort, type Memory, Proc } from "./procs.ts";
+import { denoTask } from "./deno_task.ts";
 import { postScript, runWrk, type WrkResult } from "./wrk.ts";
 import { fmtInt, fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 
@@ -81,29 +82,19 @@ interface Server {
   logPath: string;
 }
 
-/**
- * The `--v8-flags=...` of the `listen` task in deno.json (none when it has none): ours runs with the flags
- * users run it with, though the bench starts listener/main.ts directly so that its memory is the listener's
- * own and not a task runner's.
- */
-export async function listenV8Flags(denoJson = new URL("../deno.json", import.meta.url)): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(denoJson));
-  const task: string = config.tasks?.listen ?? "";
-  return task.split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
-}
-
 async function startServer(who: Who, fsync: boolean): Promise<Server> {
   const dir = await Deno.makeTempDir({ prefix: `portwatch_bench_${who}_` });
   const logPath = `${dir}/x.log`;
   let proc: Proc | undefined;
   try {
     if (who === "ours") {
+      const task = await denoTask("listen");
       proc = Proc.start({
         cmd: Deno.execPath(),
         args: [
           "run",
           "--allow-all",
-          ...await listenV8Flags(),
+          ...task.v8Flags,
           LISTENER_MAIN,
           "--port",
           "0",
@@ -114,7 +105,7 @@ async function startServer(who: Who, fsync: boolean): Promise<Server> {
         ],
         cwd: ROOT,
         // Keep every rotated file (the default rotation at 64 MiB stays on), so every stored line can be counted.
-        env: { LOG_KEEP: "1000", NO_COLOR: "1" },
+        env: { ...task.env, LOG_KEEP: "1000", NO_COLOR: "1" },
       });
       const m = await proc.waitForLine(/"listening":"(http:\/\/127\.0\.0\.1:\d+)"/);
       return { who, proc, url: m[1], dir, logPath };
@@ -431,6 +422,8 @@ async function toolVersions(): Promise<string> {
 export async function runListenerBench(opts: ListenerBenchOptions = optionsFromEnv()): Promise<string> {
   const sections: Section[] = [];
   for (const fsync of [false, true]) sections.push(await runSection(fsync, opts));
+  const task = await denoTask("listen");
+  const taskEnv = Object.entries(task.env).map(([k, v]) => `${k}=${v}`).join(" ");
   const parts = [
     "# Listener benchmark: ours (Deno, listener/main.ts) vs peer (FastAPI, shared/peers/fastapi_listener.py)",
     "",
@@ -438,7 +431,9 @@ export async function runListenerBench(opts: ListenerBenchOptions = optionsFromE
       new Date().toISOString()
     } — ${await toolVersions()}; loopback; wrk -t1 -cN -d${opts.seconds}s --latency ` +
     `after a ${opts.warmupSeconds} s warm-up; a fresh server and temp dir per cell; ours runs with the ` +
-    `\`listen\` task's V8 flags (${(await listenV8Flags()).join(" ") || "none"}).`,
+    `\`listen\` task's environment (${taskEnv || "none"}) and V8 flags (${
+      task.v8Flags.join(" ") || "none"
+    }).`,
   ];
   for (const s of sections) {
     parts.push("", `## fsync ${s.fsync ? "on" : "off"}`, "", sectionTable(s, opts), "", ...checkLines(s));

@@ -134,10 +134,11 @@ export class RecentLog {
     // Keep the buffer half as large again as what is live: a compaction (a copy of what is live) every time
     // half as much again has been added.
     const want = Math.ceil(1.5 * (live + bytes));
-    const target = this.#buf.length >= want ? this.#buf : new Uint8Array(want);
-    if (target === this.#buf) this.#buf.copyWithin(0, from, end);
-    else target.set(this.#buf.subarray(from, end));
-    this.#buf = target;
+    // Growing transfers the bytes to the larger buffer and frees the old one at once: a copy left behind would
+    // stay in memory until a full collection (an ArrayBuffer that lived this long is in the old generation),
+    // and while the buffer grows under a burst those copies add up to twice its final size.
+    if (this.#buf.length < want) this.#buf = new Uint8Array(this.#buf.buffer.transfer(want));
+    this.#buf.copyWithin(0, from, end);
     this.#base += from;
     return live;
   }
