@@ -25,10 +25,10 @@ interface Setup {
   replicas: number;
 }
 
-const SETUPS: Setup[] = [
-  { name: "file store, 1 listener", store: "file", replicas: 1 },
-  { name: "PostgreSQL, 1 replica", store: "postgres", replicas: 1 },
-  { name: "PostgreSQL, 2 replicas", store: "postgres", replicas: 2 },
+const SETUPS: (Setup & { key: string })[] = [
+  { key: "file", name: "file store, 1 listener", store: "file", replicas: 1 },
+  { key: "pg1", name: "PostgreSQL, 1 replica", store: "postgres", replicas: 1 },
+  { key: "pg2", name: "PostgreSQL, 2 replicas", store: "postgres", replicas: 2 },
 ];
 
 /** Settings, from the environment. */
@@ -41,6 +41,8 @@ interface FleetBenchOptions {
   storedEvents: number;
   /** PostgreSQL with fsync on (as in production; the file store fsyncs too). */
   durable: boolean;
+  /** The setups to run (FLEET_BENCH_SETUPS, keys of {@link SETUPS}; default all). */
+  setups: Setup[];
 }
 
 function options(env = Deno.env): FleetBenchOptions {
@@ -48,6 +50,15 @@ function options(env = Deno.env): FleetBenchOptions {
   const rates = (env.get("FLEET_BENCH_RATES") ?? "2500,5000,7500,10000,15000,20000,25000,30000,40000,50000")
     .split(",").map(Number);
   if (rates.some((r) => !(r > 0))) throw new Error(`FLEET_BENCH_RATES: want events/s > 0, comma-separated`);
+  const keys = (env.get("FLEET_BENCH_SETUPS") ?? SETUPS.map((s) => s.key).join(",")).split(",")
+    .map((k) => k.trim());
+  const unknown = keys.filter((k) => !SETUPS.some((s) => s.key === k));
+  if (unknown.length > 0 || keys.length === 0) {
+    throw new Error(
+      `FLEET_BENCH_SETUPS: unknown setup ${JSON.stringify(unknown.join(","))}; want a comma-separated ` +
+        `subset of ${SETUPS.map((s) => s.key).join(",")}`,
+    );
+  }
   return {
     hosts: Number(env.get("FLEET_BENCH_HOSTS") ?? 1000),
     rates,
@@ -55,6 +66,7 @@ function options(env = Deno.env): FleetBenchOptions {
     measureS: Number(env.get("BENCH_SECONDS") ?? (quick ? 3 : 5)),
     storedEvents: Number(env.get("FLEET_BENCH_EVENTS") ?? (quick ? 1_000_000 : 10_000_000)),
     durable: env.get("FLEET_BENCH_DURABLE") !== "0",
+    setups: SETUPS.filter((s) => keys.includes(s.key)),
   };
 }
 
@@ -203,10 +215,10 @@ async function benchPorts(o: FleetBenchOptions): Promise<string> {
 export async function runFleetBench(): Promise<string> {
   const o = options();
   const skip = postgresSkipReason();
-  const setups = skip ? SETUPS.filter((s) => s.store === "file") : SETUPS;
+  const setups = skip ? o.setups.filter((s) => s.store === "file") : o.setups;
   const results: SetupResult[] = [];
   for (const s of setups) results.push(await benchSetup(s, o));
-  const file = results[0].best;
+  const file = results.find((r) => r.setup.store === "file")?.best;
   const stepRows = results.flatMap((r) =>
     r.steps.map((s) => [
       r.setup.name,

@@ -26,6 +26,15 @@ function isStringList(v: unknown): boolean {
 
 const nullableString = (v: unknown) => v === undefined || v === null || typeof v === "string";
 
+/** A process description as the engines send it: {pid?, comm, cmdline, uid} and perhaps more keys (kept). */
+function isPlainProcess(v: unknown): boolean {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const { pid, comm, cmdline, uid } = v as Record<string, unknown>;
+  if (pid !== undefined && (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0)) return false;
+  if (typeof comm !== "string" || typeof cmdline !== "string") return false;
+  return typeof uid === "number" && Number.isSafeInteger(uid) && uid >= 0;
+}
+
 /** True when `item` is certainly a valid IngestEvent that zod would return unchanged. */
 export function isPlainValidEvent(item: Record<string, unknown>): boolean {
   const {
@@ -59,6 +68,5 @@ export function isPlainValidEvent(item: Record<string, unknown>): boolean {
   if (netns !== undefined && (typeof netns !== "number" || !Number.isSafeInteger(netns) || netns < 0)) {
     return false;
   }
-  // Anything richer (process details) goes through zod.
-  return process === undefined;
+  return process === undefined || isPlainProcess(process);
 }

@@ -58,6 +58,15 @@ const VALUES: unknown[] = [
   [null],
   {},
   { comm: "x", cmdline: "x", uid: 0 },
+  { pid: 9, comm: "nginx", cmdline: "nginx -g daemon off;", uid: 101, extra: [1] },
+  { pid: 0, comm: "x", cmdline: "x", uid: 0 },
+  { pid: 9, comm: "x", cmdline: "x", uid: -1 },
+  { pid: 9, comm: "x", cmdline: "x", uid: 1.5 },
+  { pid: "9", comm: "x", cmdline: "x", uid: 0 },
+  { comm: 1, cmdline: "x", uid: 0 },
+  { comm: "x", uid: 0 },
+  { comm: "x", cmdline: null, uid: 0 },
+  { comm: "x", cmdline: "x", uid: 2 ** 53 },
   true,
   "a".repeat(129),
 ];
@@ -95,6 +104,16 @@ Deno.test("isPlainValidEvent accepts only what zod accepts unchanged (20,000 mut
     assert.deepEqual(out, same, `zod changed an item the fast path accepted: ${JSON.stringify(item)}`);
   }
   assert.ok(accepted > 1000, `the fuzz exercised the fast path (${accepted} accepted)`);
+});
+
+Deno.test("isPlainValidEvent: a plain process description takes the fast path, a bad one goes to zod", () => {
+  const process = { pid: 9, comm: "nginx", cmdline: "nginx -g daemon off;", uid: 101 };
+  assert.equal(isPlainValidEvent({ ...base, process }), true);
+  assert.equal(isPlainValidEvent({ ...base, process: { ...process, uid: -1 } }), false);
+  assert.equal(isPlainValidEvent({ ...base, process: { ...process, pid: 0 } }), false);
+  assert.equal(isPlainValidEvent({ ...base, process: { comm: "x", uid: 0 } }), false);
+  assert.equal(isPlainValidEvent({ ...base, process: null }), false);
+  assert.equal(isPlainValidEvent({ ...base, process: [process] }), false);
 });
 
 Deno.test("isPlainValidEvent: the seed's text pids and string ports go to zod for normalisation", () => {

@@ -27,6 +27,8 @@ export interface ReplicaOptions {
   port?: number;
   /** Start-up deadline (default 30 s). */
   startMs?: number;
+  /** Extra `deno run` flags (e.g. `--inspect=127.0.0.1:9229` to profile a replica). */
+  denoFlags?: string[];
 }
 
 /** A listener process that can be stopped, killed and started again on the same port. */
@@ -65,6 +67,7 @@ export class Replica {
       args: [
         "run",
         "--allow-all",
+        ...(this.options.denoFlags ?? []),
         MAIN,
         "--host",
         "127.0.0.1",

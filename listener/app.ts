@@ -48,6 +48,13 @@ export interface AppOptions {
  */
 export const INGEST_BYTES = 64 * 1024;
 
+/**
+ * {@link AppOptions.ingestBytes} with the PostgreSQL store: a group commit there is bounded by what waits for
+ * it, and 64 KiB capped a replica at about 64 KiB per commit round trip (requests then timed out at the watchers
+ * under CPU pressure and came back as retries).
+ */
+export const PG_INGEST_BYTES = 1024 * 1024;
+
 const log = getLogger(["portwatch", "listener"]);
 
 /** 400 with every zod issue named by its parameter. */

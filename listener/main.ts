@@ -6,7 +6,7 @@ import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
 import type { PgStore } from "./pg/store.ts";
 import { redactUrl } from "./pg/url.ts";
-import { createApp } from "./app.ts";
+import { createApp, INGEST_BYTES, PG_INGEST_BYTES } from "./app.ts";
 import type { ListenerConfig } from "./config.ts";
 
 /** A running listener. */
@@ -37,6 +37,9 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     shutdown: closing.signal,
     // METRICS_PUBLIC=1: GET /metrics without LISTENER_TOKEN, like /healthz (Prometheus practice).
     metricsPublic: metricsPublic ? parseBool(metricsPublic.name, metricsPublic.value) : false,
+    // PostgreSQL commits take milliseconds over a socket and hold nothing of the records once sent: a group
+    // commit should carry many requests, not the file store's memory-bounded few.
+    ingestBytes: config.storeUrl ? PG_INGEST_BYTES : INGEST_BYTES,
   });
   const server = Deno.serve({
     hostname: config.host,

@@ -63,9 +63,10 @@ export interface Store {
   openPorts(filter: EventFilter): Promise<OpenPort[]>;
   /**
    * Call `fn` with every record stored from now on (by this process or, for a shared store, by any replica),
-   * in store order; returns the unsubscribe function.
+   * in store order; returns the unsubscribe function. `filter` is a hint: a store may leave out records that do
+   * not match it (the PostgreSQL store then does not read them), but the subscriber must still filter.
    */
-  subscribe(fn: (entry: StoredEntry) => void): () => void;
+  subscribe(fn: (entry: StoredEntry) => void, filter?: EventFilter): () => void;
   /** Number of live subscribers. */
   readonly subscribers: number;
   /**

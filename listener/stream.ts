@@ -28,7 +28,7 @@ export function streamEvents(
     const unsubscribe = store.subscribe((entry) => {
       queue.push(entry);
       wake?.();
-    });
+    }, filter);
     const end = () => {
       closed = true;
       wake?.();

@@ -72,6 +72,9 @@ Deno.test({
           await waitFor("every event on the subscriber", () => got.length >= sent.length);
           assert.equal(new Set(got).size, sent.length);
           assert.deepEqual([...got].sort(), [...sent].sort());
+          // In stream order, though b's own rows come from its memory and a's from the table.
+          const { events } = await (await a.app.request(`/events?order=asc&limit=${sent.length}`)).json();
+          assert.deepEqual(events.map((e: { id: string }) => e.id), got);
         } finally {
           unsubscribe();
         }
@@ -90,6 +93,37 @@ Deno.test({
         const replayed: string[] = [];
         for await (const e of a.store.replayAfter(first.id as string)) replayed.push(e.id);
         assert.deepEqual(replayed, rest.map((e) => e.id));
+      });
+    });
+
+    await t.step("subscribers that all filter make the feed read only the rows they match", async () => {
+      await withReplicas(await freshDatabase(pg), 2, async ([a, b]) => {
+        const got: string[] = [];
+        const unsubscribe = a.store.subscribe((e) => got.push(e.id), { host: "probe" });
+        try {
+          const mine = [ev({ host: "probe" }), ev({ host: "probe" })];
+          const others = Array.from({ length: 20 }, () => ev({ host: "other" }));
+          // Through the other replica, so that every row is read from the table, not from memory.
+          await b.app.request("/ingest", json([others[0], mine[0], ...others.slice(1, 10)]));
+          await b.app.request("/ingest", json([...others.slice(10), mine[1]]));
+          await waitFor("both probe rows on the filtered subscriber", () => got.length >= 2);
+          assert.deepEqual(got, mine.map((e) => e.id));
+          assert.equal(a.store.live.rowsRead, 2, "rows of other hosts were read");
+          // A subscriber without a filter makes the feed read every row again.
+          const all: string[] = [];
+          const unsubscribeAll = a.store.subscribe((e) => all.push(e.id));
+          try {
+            const next = [ev({ host: "other" }), ev({ host: "probe" })];
+            await b.app.request("/ingest", json(next));
+            await waitFor("the unfiltered subscriber's rows", () => all.length >= 2);
+            assert.deepEqual(all, next.map((e) => e.id));
+            assert.deepEqual(got.slice(2), next.map((e) => e.id), "the feed hands every row it reads");
+          } finally {
+            unsubscribeAll();
+          }
+        } finally {
+          unsubscribe();
+        }
       });
     });
 

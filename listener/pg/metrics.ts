@@ -15,6 +15,7 @@
  * | `portwatch_listener_pg_write_after_close_total`     | counter   |        |
  * | `portwatch_listener_pg_shed_requests_total`         | counter   |        |
  * | `portwatch_listener_pg_commit_retries_total`        | counter   |        |
+ * | `portwatch_listener_pg_duplicate_batches_total`     | counter   |        |
  * @module
  */
 import type { Registry } from "../../events/metrics.ts";
@@ -54,6 +55,11 @@ export function registerPgMetrics(
     name: "portwatch_listener_pg_commit_retries_total",
     help: "Insert transactions retried after a deadlock or serialization failure.",
     collect: () => store.writer.retries,
+  });
+  registry.counter({
+    name: "portwatch_listener_pg_duplicate_batches_total",
+    help: "Batches written again skipping stored ids, after their plain insert met an id already stored.",
+    collect: () => store.writer.duplicateFallbacks,
   });
   const commit = registry.histogram({
     name: "portwatch_listener_pg_commit_duration_seconds",

@@ -20,7 +20,12 @@
  * (xid8), and the store order is (tx, seq), which the stream reads only below the current snapshot's xmin
  * (see live.ts). Indexes: (tx, seq) for the stream and unfiltered queries, (host, tx, seq) for a host's
  * newest events, and plain container_id / container_name indexes (the container condition is an OR of the
- * two, a bitmap scan that cannot use an index order anyway).
+ * two, a bitmap scan that cannot use an index order anyway). Version 3 keeps rows without a container out
+ * of the container indexes (half the fleet's events are about the host itself).
+ *
+ * Since version 2 the writer sets `tx` and `seq` itself: `seq` is the row's ordinal within its transaction's
+ * single insert statement (so (tx, seq) stays unique and ordered); the sequence remains the default for
+ * other writers.
  * @module
  */
 import type { Sql } from "postgres";
@@ -100,6 +105,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_host_idx ON events (host, tx, seq);
       CREATE INDEX events_container_id_idx ON events (container_id);
       CREATE INDEX events_container_name_idx ON events (container_name);
+    `,
+  },
+  {
+    version: 3,
+    name: "container indexes of events only over rows that have a container",
+    sql: `
+      -- Host-level events (no container) made an entry in both indexes that no query reads: a condition
+      -- on a container (=, a prefix range, IN) implies IS NOT NULL, so the planner still uses these.
+      DROP INDEX events_container_id_idx;
+      DROP INDEX events_container_name_idx;
+      CREATE INDEX events_container_id_idx ON events (container_id) WHERE container_id IS NOT NULL;
+      CREATE INDEX events_container_name_idx ON events (container_name) WHERE container_name IS NOT NULL;
     `,
   },
 ];

@@ -1,7 +1,8 @@
 /**
  * From records to the rows written in one insert transaction: the typed columns of `events`, and one
  * `port_state` update per port (several events about one port in a batch fold into the newest, since a row
- * can be updated once per statement). Both go to PostgreSQL as one JSON array each (json_to_recordset).
+ * can be updated once per statement). Both go to PostgreSQL as encoded text columns, one parameter each
+ * (string_to_array and unnest).
  * @module
  */
 import type { Record_ } from "../validate.ts";
@@ -56,6 +57,32 @@ export function eventColumns(rows: readonly EventRow[]): string[] {
     lines[i] = r.line;
   }
   return [...cols.map((c) => c.join(SEP)), lines.join("\n")];
+}
+
+/**
+ * The port updates as twelve encoded columns, like {@link eventColumns}: host, container_id, netns, proto,
+ * port, open, container_name, observed_at, event_id, since, reopened, and the entries joined by newlines
+ * (JSON text, which never holds a raw newline).
+ */
+export function portColumns(ports: readonly PortRow[]): string[] {
+  const cols: string[][] = Array.from({ length: 11 }, () => new Array(ports.length));
+  const entries = new Array<string>(ports.length);
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i];
+    cols[0][i] = p.host;
+    cols[1][i] = p.container_id;
+    cols[2][i] = String(p.netns);
+    cols[3][i] = p.proto;
+    cols[4][i] = String(p.port);
+    cols[5][i] = p.open ? "t" : "f";
+    cols[6][i] = p.container_name ?? NULL;
+    cols[7][i] = p.observed_at;
+    cols[8][i] = p.event_id;
+    cols[9][i] = p.since;
+    cols[10][i] = p.reopened ? "t" : "f";
+    entries[i] = p.entry;
+  }
+  return [...cols.map((c) => c.join(SEP)), entries.join("\n")];
 }
 
 const int = (v: unknown): number | null =>
@@ -129,12 +156,18 @@ const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
 
 /** The event's version: its watcher time (else listener time), as ms, then its id. */
-function version(r: Record_): { ms: number; id: string } {
-  const t = typeof r.observed_at === "string" ? Date.parse(r.observed_at) : NaN;
-  return { ms: Number.isNaN(t) ? Date.parse(r.ts) : t, id: r.id };
+interface Version {
+  ms: number;
+  id: string;
+  r: Record_;
 }
 
-function older(a: { ms: number; id: string }, b: { ms: number; id: string }): number {
+function version(r: Record_): Version {
+  const t = typeof r.observed_at === "string" ? Date.parse(r.observed_at) : NaN;
+  return { ms: Number.isNaN(t) ? Date.parse(r.ts) : t, id: r.id, r };
+}
+
+function older(a: Version, b: Version): number {
   return a.ms - b.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
@@ -172,40 +205,53 @@ function entryOf(r: Record_): Omit<OpenPort, "since"> {
 /**
  * One update per port touched by `records`, sorted by key (a fixed lock order). The update carries the newest
  * event (by observed_at, then id); `since` is the watcher time of the first open of the trailing run of opens,
- * and `reopened` says whether a close came before that run within the batch.
+ * and `reopened` says whether a close came before that run within the batch. A close carries no `entry`
+ * (`''`): only open rows are ever listed.
  */
 export function portRows(records: readonly Record_[]): PortRow[] {
-  const byKey = new Map<string, Record_[]>();
+  // Most ports appear once per batch: a key maps to its record, or to a list when there are several.
+  const byKey = new Map<string, Record_ | Record_[]>();
   for (const r of records) {
     if (!isPortEvent(r)) continue;
     const k = keyOf(r);
-    const list = byKey.get(k);
-    if (list) list.push(r);
-    else byKey.set(k, [r]);
+    const had = byKey.get(k);
+    if (had === undefined) byKey.set(k, r);
+    else if (Array.isArray(had)) had.push(r);
+    else byKey.set(k, [had, r]);
   }
-  const out: PortRow[] = [];
-  for (const [key, list] of [...byKey].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
-    void key;
-    const versions = list.map((r) => ({ r, v: version(r) })).sort((a, b) => older(a.v, b.v));
-    const last = versions[versions.length - 1];
-    let runStart = versions.length - 1;
-    while (runStart > 0 && versions[runStart - 1].r.event === "open") runStart--;
-    const first = versions[runStart].r;
+  const keys = [...byKey.keys()].sort();
+  const out = new Array<PortRow>(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const got = byKey.get(keys[i])!;
+    let last: Version, first: Record_, reopened: boolean;
+    if (Array.isArray(got)) {
+      const versions = got.map(version).sort(older);
+      last = versions[versions.length - 1];
+      let runStart = versions.length - 1;
+      while (runStart > 0 && versions[runStart - 1].r.event === "open") runStart--;
+      first = versions[runStart].r;
+      reopened = runStart > 0;
+    } else {
+      last = version(got);
+      first = got;
+      reopened = false;
+    }
     const r = last.r;
-    out.push({
+    const open = r.event === "open";
+    out[i] = {
       host: text(r.host) ?? "",
       container_id: text(r.container_id) ?? "",
       netns: typeof r.netns === "number" ? r.netns : -1,
       proto: text(r.proto) ?? "",
       port: r.port as number,
-      open: r.event === "open",
+      open,
       container_name: text(r.container_name),
-      observed_at: new Date(last.v.ms).toISOString(),
-      event_id: r.id,
+      observed_at: new Date(last.ms).toISOString(),
+      event_id: text(r.id) ?? "",
       since: text(str(first.observed_at) ?? String(first.ts)) ?? "",
-      reopened: runStart > 0,
-      entry: JSON.stringify(entryOf(r)),
-    });
+      reopened,
+      entry: open ? JSON.stringify(entryOf(r)) : "",
+    };
   }
   return out;
 }

@@ -40,4 +40,6 @@ Deno.test("rows: one port update per port, the newest event, since from the trai
   assert.deepEqual([p80.port, p80.open, p80.event_id, p80.since, p80.reopened], [80, true, "c", at(3), true]);
   assert.deepEqual([p81.port, p81.open, p81.since, p81.reopened], [81, true, at(4), false]);
   assert.equal(JSON.parse(p80.entry).event_id, "c");
+  const [closed] = portRows([rec({ observed_at: at(1), id: "e", event: "close" })]);
+  assert.deepEqual([closed.open, closed.entry], [false, ""]);
 });

@@ -82,7 +82,7 @@ export class PgStore implements Store {
   private constructor(readonly client: PgClient, readonly options: PgStoreOptions) {
     this.writer = new GroupWriter(client, () => this.hooks, options);
     this.live = new LiveFeed(client, options.pollMs ?? 1000, (e) => options.onError?.("live stream", e));
-    this.writer.onStored = () => this.live.advance();
+    this.writer.onStored = (tx, rows) => this.live.committed(tx, rows);
   }
 
   /** Connect, migrate (retrying an unreachable database until the start timeout), create partitions. */
@@ -198,9 +198,12 @@ export class PgStore implements Store {
     });
   }
 
-  /** Rows committed from now on by any replica, in stream order (tx, seq). */
-  subscribe(fn: (entry: StoredEntry) => void): () => void {
-    return this.live.subscribe(fn);
+  /**
+   * Rows committed from now on by any replica, in stream order (tx, seq); while every subscriber has a filter,
+   * other replicas' rows that match none are not read.
+   */
+  subscribe(fn: (entry: StoredEntry) => void, filter?: EventFilter): () => void {
+    return this.live.subscribe(fn, filter);
   }
 
   /** Number of live subscribers on this replica. */
