@@ -23,6 +23,7 @@ import type { Proc } from "./procs.ts";
 import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
 import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
+import { denoTask } from "./deno_task.ts";
 
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
@@ -382,20 +383,23 @@ class Engine {
 /** Where snapshots go: a directory on tmpfs (set by runEbpfBench). */
 let SHM_DIR = "/dev/shm";
 
-function startEngine(
+async function startEngine(
   res: Resources,
   ns: NetNs,
   spec: EngineSpec,
   dir: string,
   listenerUrl: string,
   denoFlags: string[],
-): Engine {
-  const env: Record<string, string> = { ...spec.env, LISTENER_URL: listenerUrl };
+): Promise<Engine> {
+  const task = spec.kind === "bpftrace" ? await denoTask("ebpf") : { env: {}, v8Flags: [] };
+  const env: Record<string, string> = { ...task.env, ...spec.env, LISTENER_URL: listenerUrl };
   if (spec.kind === "seed") return res.track(new Engine(spec, startIn(ns, ["bash", SEED_LOOP], env)));
   env.SNAPSHOT_PATH = `${SHM_DIR}/snapshot-${crypto.randomUUID().slice(0, 8)}.json`;
   env.SPOOL_PATH = `${dir}/spool-${crypto.randomUUID().slice(0, 8)}`;
   const main = spec.kind === "bpftrace" ? EBPF_MAIN : WATCHER_MAIN;
-  return res.track(new Engine(spec, startIn(ns, [Deno.execPath(), "run", "-A", ...denoFlags, main], env)));
+  return res.track(
+    new Engine(spec, startIn(ns, [Deno.execPath(), "run", "-A", ...task.v8Flags, ...denoFlags, main], env)),
+  );
 }
 
 async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
@@ -664,7 +668,7 @@ async function runEngine(
     const listener = await startListener(res, ns, dir, ["--max-bytes", "0"]);
     const tail = new LogTail(listener.logPath);
     const t0 = performance.now();
-    const engine = startEngine(res, ns, spec, dir, listener.url, opts.denoFlags);
+    const engine = await startEngine(res, ns, spec, dir, listener.url, opts.denoFlags);
     try {
       if (spec.kind === "bpftrace") {
         await waitUntil(
@@ -1166,7 +1170,8 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       ...runs.map((r) =>
         `- \`${r.spec.key}\`: ${r.spec.label} — ${
           r.spec.kind === "bpftrace"
-            ? "`deno run -A ebpf/main.ts`, EBPF_ENGINE=bpftrace EBPF_ONLY=1, events of its own namespace"
+            ? "`deno run -A ebpf/main.ts` with the `ebpf` task's environment and V8 flags, EBPF_ENGINE=bpftrace " +
+              "EBPF_ONLY=1, events of its own namespace"
             : r.spec.kind === "polling"
             ? `\`deno run -A watcher/main.ts\`, ${
               Object.entries(r.spec.env).map(([k, v]) => `${k}=${v}`).join(" ")

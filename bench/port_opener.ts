@@ -69,9 +69,12 @@ print(json.dumps(res), flush=True)
 /** Run the schedule with `wrap` (e.g. an `ip netns exec NS` prefix) and return what happened, in input order. */
 export async function runOpener(items: Opening[], wrap: (cmd: string[]) => string[]): Promise<Opened[]> {
   const span = Math.max(0, ...items.map((i) => i.at + i.hold));
-  // The schedule goes in on stdin, not argv: the ports' events carry the owner's command line, and a burst of
-  // 1,000 ports in argv would make it ~70 KB, which no real server has (and which would be measured instead).
-  const cmd = wrap(["python3", "-c", OPENER_PY]);
+  // The schedule goes in on stdin and the program runs from a file, not from argv: the ports' events carry the
+  // owner's command line, and a burst of 1,000 ports in argv would make it ~70 KB (the program itself, 1.7 KB),
+  // which no real server has, and which would be measured instead (every event ~2 KB).
+  const script = await Deno.makeTempFile({ prefix: "portwatch_port_opener_", suffix: ".py" });
+  await Deno.writeTextFile(script, OPENER_PY);
+  const cmd = wrap(["python3", script]);
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdout: "piped",
@@ -94,5 +97,7 @@ export async function runOpener(items: Opening[], wrap: (cmd: string[]) => strin
     } catch { /* gone */ }
     await child.status;
     throw e;
+  } finally {
+    await Deno.remove(script).catch(() => {});
   }
 }

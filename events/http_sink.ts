@@ -115,6 +115,19 @@ export function utf8Length(s: string): number {
   return n;
 }
 const log = getLogger(["portwatch", "delivery"]);
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** Events' JSON lines already made by the caller (see {@link withJsonLines}), by the events' array. */
+const jsonLines = new WeakMap<PortEvent[], string[]>();
+
+/**
+ * Hand `lines` (`JSON.stringify` of each event, in order) along with `events` to an HttpSink's send, so that
+ * a caller that serialised them already (the reporter, for its outbox) does not pay for it twice.
+ */
+export function withJsonLines(events: PortEvent[], lines: string[]): PortEvent[] {
+  if (lines.length === events.length) jsonLines.set(events, lines);
+  return events;
+}
 
 /** An {@link EventSink} that POSTs to the listener and spools what it cannot deliver yet. */
 export class HttpSink implements EventSink {
@@ -238,9 +251,11 @@ export class HttpSink implements EventSink {
     const out: Batch[] = [];
     let cur: Batch = { events: [], lines: [] };
     let bytes = 0;
-    for (const e of events) {
-      const line = JSON.stringify(e);
-      const size = utf8Length(line) + 1;
+    const made = jsonLines.get(events);
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      const line = made ? made[i] : JSON.stringify(e);
+      const size = (NON_ASCII.test(line) ? utf8Length(line) : line.length) + 1;
       if (cur.events.length > 0 && (cur.events.length >= this.#maxEvents || bytes + size > this.#maxBytes)) {
         out.push(cur);
         cur = { events: [], lines: [] };
@@ -281,42 +296,49 @@ export class HttpSink implements EventSink {
       const reading = res.text();
       reading.catch(() => {});
       const text = await Promise.race([reading, aborted]);
-      let error = text.slice(0, 500);
-      let body: Record<string, unknown> | undefined;
-      try {
-        body = JSON.parse(text);
-        if (typeof body?.error === "string") error = body.error;
-      } catch { /* not JSON */ }
-      const s = res.status;
-      if (s >= 200 && s < 300) return { kind: "ok", duplicates: Number(body?.duplicates) || 0 };
-      const why = `HTTP ${s}: ${error}`;
-      if (s === 401 || s === 403) {
-        return {
-          kind: "retry",
-          failure: { status: s, config: true, error: `${why} (is LISTENER_TOKEN right?)` },
-        };
-      }
-      if (s === 404 || s === 405 || (s >= 300 && s < 400)) {
-        return {
-          kind: "retry",
-          failure: { status: s, config: true, error: `${why} (is LISTENER_URL right?)` },
-        };
-      }
-      if (s === 408 || s === 429 || s >= 500) {
-        const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-        return { kind: "retry", failure: { status: s, retryAfterMs, config: false, error: why } };
-      }
-      return { kind: "refused", status: s, error };
+      return this.#answer(res.status, text, res.headers.get("retry-after"));
     } catch (e) {
-      const error = timeout.signal.aborted
-        ? `no answer within ${this.#timeoutMs} ms`
-        : this.#closing.signal.aborted
-        ? "closing"
-        : (e as Error).message;
-      return { kind: "retry", failure: { config: false, error } };
+      return { kind: "retry", failure: { config: false, error: this.#whyFailed(e, timeout.signal) } };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  #whyFailed(e: unknown, timeout: AbortSignal): string {
+    return timeout.aborted
+      ? `no answer within ${this.#timeoutMs} ms`
+      : this.#closing.signal.aborted
+      ? "closing"
+      : (e as Error).message;
+  }
+
+  /** What an answer means: delivered, to retry (and how), or refused. */
+  #answer(s: number, text: string, retryAfter: string | null): Attempt {
+    let error = text.slice(0, 500);
+    let body: Record<string, unknown> | undefined;
+    try {
+      body = JSON.parse(text);
+      if (typeof body?.error === "string") error = body.error;
+    } catch { /* not JSON */ }
+    if (s >= 200 && s < 300) return { kind: "ok", duplicates: Number(body?.duplicates) || 0 };
+    const why = `HTTP ${s}: ${error}`;
+    if (s === 401 || s === 403) {
+      return {
+        kind: "retry",
+        failure: { status: s, config: true, error: `${why} (is LISTENER_TOKEN right?)` },
+      };
+    }
+    if (s === 404 || s === 405 || (s >= 300 && s < 400)) {
+      return {
+        kind: "retry",
+        failure: { status: s, config: true, error: `${why} (is LISTENER_URL right?)` },
+      };
+    }
+    if (s === 408 || s === 429 || s >= 500) {
+      const retryAfterMs = parseRetryAfter(retryAfter);
+      return { kind: "retry", failure: { status: s, retryAfterMs, config: false, error: why } };
+    }
+    return { kind: "refused", status: s, error };
   }
 
   /**

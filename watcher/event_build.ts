@@ -7,6 +7,18 @@ import type { PortEvent, ProcessInfo, Source } from "../events/schema.ts";
 import type { Identity } from "./identity.ts";
 import type { PortChange } from "./tracker.ts";
 
+/** The last clock turned into text: a report builds all its events with one `now`. */
+let lastNow: Date | undefined;
+let lastIso = "";
+
+function isoOf(now: Date): string {
+  if (now !== lastNow) {
+    lastNow = now;
+    lastIso = now.toISOString();
+  }
+  return lastIso;
+}
+
 /** Build the event for `change` as seen by an engine whose source is `source`. */
 export function toPortEvent(
   change: PortChange,
@@ -27,7 +39,7 @@ export function toPortEvent(
     container_id: p.container ? p.container.id : identity.container_id,
     container_name: p.container ? p.container.name : identity.container_name,
     source,
-    observed_at: now.toISOString(),
+    observed_at: isoOf(now),
     host: identity.host,
     netns: p.netns,
   };

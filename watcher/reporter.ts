@@ -17,9 +17,11 @@ import {
   trackKey,
 } from "./tracker.ts";
 import { humanLine, toPortEvent } from "./event_build.ts";
+import { withJsonLines } from "../events/http_sink.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 const human = getLogger(["portwatch", "ports"]);
+const encoder = new TextEncoder();
 
 /**
  * The seed's human lines of one report as one log record (one write, not one per event: under a storm of
@@ -157,7 +159,10 @@ export class Reporter {
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
     const seq = this.#seq++;
-    this.#unacked.set(seq, JSON.stringify(events).slice(1, -1));
+    // Each event is serialised once: for the outbox and, handed along, for the HTTP body.
+    const json = events.map((e) => JSON.stringify(e));
+    withJsonLines(events, json);
+    this.#unacked.set(seq, encoder.encode(json.join(",")));
     await this.save();
     const delivered = this.#deliver(events).then(() => {
       this.#unacked.delete(seq);
@@ -169,8 +174,8 @@ export class Reporter {
     return events;
   }
 
-  /** Events handed to the sink and not yet delivered (or spooled) by it, by report, serialised for the outbox. */
-  #unacked = new Map<number, string>();
+  /** Events handed to the sink and not yet delivered (or spooled) by it, by report, as the outbox's UTF-8 JSON. */
+  #unacked = new Map<number, Uint8Array>();
   #seq = 0;
   #inflight = new Set<Promise<void>>();
 

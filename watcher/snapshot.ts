@@ -25,6 +25,7 @@ export interface Snapshot {
 }
 
 const madeDirs = new Set<string>();
+const enc = new TextEncoder();
 
 /** Whether each snapshot directory is on tmpfs (from /proc/self/mountinfo, once per directory). */
 const tmpfsDirs = new Map<string, boolean>();
@@ -61,10 +62,15 @@ export function isTmpfs(dir: string, mountinfo?: string): boolean {
  * Write the snapshot atomically. Synchronous on purpose: on the default tmpfs path it takes microseconds, far
  * less than the async file operations it replaced cost the event loop at thousands of changes a second.
  * `outboxJson`, when given, is the outbox already serialised, in parts (each a comma-separated run of JSON
- * values, as `JSON.stringify(events).slice(1, -1)`): a writer that keeps several batches in its outbox
- * serialises each once, not at every write (the snapshot's `outbox` must then be absent).
+ * values, as `JSON.stringify(events).slice(1, -1)`, as text or already UTF-8 encoded): a writer that keeps
+ * several batches in its outbox serialises and encodes each once, not at every write (the snapshot's `outbox`
+ * must then be absent).
  */
-export function saveSnapshot(path: string, snapshot: Snapshot, outboxJson?: string[]): Promise<void> {
+export function saveSnapshot(
+  path: string,
+  snapshot: Snapshot,
+  outboxJson?: (string | Uint8Array)[],
+): Promise<void> {
   try {
     if (!madeDirs.has(dirname(path))) {
       Deno.mkdirSync(dirname(path), { recursive: true });
@@ -73,10 +79,25 @@ export function saveSnapshot(path: string, snapshot: Snapshot, outboxJson?: stri
     const tmp = `${path}.tmp-${Deno.pid}`;
     const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
     try {
-      let text = JSON.stringify(snapshot);
-      const parts = outboxJson?.filter((p) => p !== "");
-      if (parts?.length) text = `${text.slice(0, -1)},"outbox":[${parts.join(",")}]}`;
-      const buf = new TextEncoder().encode(text);
+      const text = JSON.stringify(snapshot);
+      const parts = outboxJson?.filter((p) => p.length > 0).map((p) =>
+        typeof p === "string" ? enc.encode(p) : p
+      );
+      let buf: Uint8Array;
+      if (parts?.length) {
+        // One buffer, one write: the state, then the encoded parts joined by commas (no re-encoding).
+        const head = enc.encode(`${text.slice(0, -1)},"outbox":[`);
+        buf = new Uint8Array(head.length + parts.reduce((n, p) => n + p.length + 1, 0) + 1);
+        buf.set(head);
+        let at = head.length;
+        for (let i = 0; i < parts.length; i++) {
+          if (i > 0) buf[at++] = 0x2c; // ,
+          buf.set(parts[i], at);
+          at += parts[i].length;
+        }
+        buf[at++] = 0x5d; // ]
+        buf[at++] = 0x7d; // }
+      } else buf = enc.encode(text);
       let off = 0;
       while (off < buf.length) off += file.writeSync(buf.subarray(off));
       if (!isTmpfs(dirname(path))) file.syncSync();
