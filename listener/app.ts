@@ -39,6 +39,8 @@ export interface AppOptions {
    * Default {@link INGEST_BYTES}.
    */
   ingestBytes?: number;
+  /** Longest wait for that budget before a 503 (ms). Default {@link INGEST_WAIT_MS}. */
+  ingestWaitMs?: number;
 }
 
 /**
@@ -54,6 +56,13 @@ export const INGEST_BYTES = 64 * 1024;
  * under CPU pressure and came back as retries).
  */
 export const PG_INGEST_BYTES = 1024 * 1024;
+
+/**
+ * Longest a request waits for its turn to be ingested before it is answered 503 with `Retry-After` (ms). An
+ * overloaded listener says so well within the watchers' 2 s timeout, instead of storing the request after the
+ * watcher gave up on it: its retry, once the id has left the dedupe window, would be stored a second time.
+ */
+export const INGEST_WAIT_MS = 1000;
 
 const log = getLogger(["portwatch", "listener"]);
 
@@ -124,7 +133,18 @@ export function createApp(store: Store, options: AppOptions): Hono {
       // A body without a Content-Length (chunked) counts as the largest allowed.
       const length = c.req.header("content-length");
       const cost = length === undefined ? options.bodyLimit : Number(length);
-      await gate.acquire(cost);
+      const turn = gate.acquireWithin(cost, options.ingestWaitMs ?? INGEST_WAIT_MS);
+      if (turn !== true && !(await turn)) {
+        c.header("Retry-After", "1");
+        return c.json({
+          ok: false,
+          error:
+            `overloaded: not stored (waited ${
+              options.ingestWaitMs ?? INGEST_WAIT_MS
+            } ms for earlier requests); ` +
+            "retry after 1 s",
+        }, 503);
+      }
       try {
         return await ingest(c);
       } finally {

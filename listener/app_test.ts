@@ -262,3 +262,34 @@ Deno.test("GET /schema: the generated JSON Schema of the event contract", async 
     assert.equal((await app.request("/nope")).status, 404);
   });
 });
+
+Deno.test("POST /ingest: a request that waits too long for its turn gets 503 + Retry-After, nothing stored", async () => {
+  await withApp(async ({ app, store }) => {
+    // The first request holds the whole ingest budget (it declares the largest body allowed) until its body
+    // ends; the second waits for it longer than the listener lets a request wait.
+    let finish!: () => void;
+    const first = sampleEvent();
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        await new Promise<void>((r) => finish = r);
+        controller.enqueue(new TextEncoder().encode(JSON.stringify(first)));
+        controller.close();
+      },
+    });
+    const held = app.request("/ingest", {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": String(1024 * 1024) },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    const second = sampleEvent();
+    const res = await app.request("/ingest", json(second));
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.match((await res.json()).error, /^overloaded: not stored \(waited 50 ms/);
+    finish();
+    assert.equal((await held).status, 200);
+    const ids = (await readLog(store.options.path)).map((l) => l.id);
+    assert.deepEqual(ids, [first.id]);
+  }, { ingestWaitMs: 50 });
+});

@@ -29,3 +29,20 @@ Deno.test("ByteGate: a request larger than the limit goes alone", async () => {
   await p;
   assert.deepEqual(gate.used, 1);
 });
+
+Deno.test("ByteGate.acquireWithin: a waiter that runs out of time holds nothing and lets the next go", async () => {
+  const gate = new ByteGate(100);
+  assert.equal(gate.acquireWithin(90, 10), true);
+  const late = gate.acquireWithin(50, 20); // waits behind the 90, which is not released in time
+  let small = false;
+  const next = gate.acquire(5)!.then(() => small = true); // fits, but first come first served: behind the 50
+  assert.notEqual(late, true);
+  assert.equal(await late, false);
+  await next; // the 50 gave up: the 5 fits beside the 90 and goes
+  assert.equal(small, true);
+  assert.equal(gate.used, 95);
+  const inTime = gate.acquireWithin(50, 5_000);
+  gate.release(90);
+  assert.equal(await inTime, true);
+  assert.equal(gate.used, 55);
+});

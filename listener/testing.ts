@@ -33,13 +33,18 @@ export function storeOptions(dir: string, over: Partial<StoreOptions> = {}): Sto
 /** A store and an app over a temp folder, closed after `fn`. */
 export function withApp(
   fn: (ctx: { app: Hono; store: EventStore; dir: string }) => Promise<void>,
-  over: Partial<StoreOptions> & { token?: string; bodyLimit?: number } = {},
+  over: Partial<StoreOptions> & { token?: string; bodyLimit?: number; ingestWaitMs?: number } = {},
 ): Promise<void> {
   return withTempDir(async (dir) => {
-    const { token, bodyLimit, ...opts } = over;
+    const { token, bodyLimit, ingestWaitMs, ...opts } = over;
     const { store } = await EventStore.open(storeOptions(dir, opts));
     try {
-      const app = createApp(store, { bodyLimit: bodyLimit ?? 1024 * 1024, token, heartbeatMs: 200 });
+      const app = createApp(store, {
+        bodyLimit: bodyLimit ?? 1024 * 1024,
+        token,
+        heartbeatMs: 200,
+        ingestWaitMs,
+      });
       await fn({ app, store, dir });
     } finally {
       await store.close();
