@@ -13,6 +13,7 @@
  * stopped in `finally`, and on SIGINT/SIGTERM.
  * @module
  */
+import { denoTask } from "./deno_task.ts";
 import { fileURLToPath } from "node:url";
 import { type Holder, type HolderSpec, NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
 import { type Memory, Proc, readMemory } from "./procs.ts";
@@ -25,10 +26,7 @@ const PROBE = fileURLToPath(new URL("./watcher_scan_probe.ts", import.meta.url))
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
 /** The V8 flags of `deno task watch` (deno.json), so the benchmark runs the watcher as users do. */
-const WATCH_FLAGS: string[] = (() => {
-  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
-  return /--v8-flags=\S+/.exec(tasks.watch ?? "")?.slice(0, 1) ?? [];
-})();
+const WATCH_FLAGS: string[] = (await denoTask("watch")).v8Flags;
 
 /** Sizes and durations; BENCH_QUICK=1 picks the small set. */
 export interface WatcherBenchOptions {
