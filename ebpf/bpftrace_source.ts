@@ -75,8 +75,8 @@ export async function startBpftrace(options: { readyTimeoutMs?: number } = {}): 
 /** A running bpftrace. */
 export class BpftraceSource implements SocketEventSource {
   readonly name = "bpftrace";
-  /** The program hands its events over every FLUSH_MS already: the engine only joins what one read brings. */
-  readonly gatherMs = 1;
+  /** The program hands its events over every FLUSH_MS already: the engine reports what one read brings. */
+  readonly gatherMs = 0;
   /** A record waits for at most two newlines (see bpftrace_script.ts), then the pipe. */
   readonly settleMs = 3 * FLUSH_MS + 40;
   /** Per-CPU buffers are read in turn: a record can arrive up to this long after a newer one (see REORDER_MS). */

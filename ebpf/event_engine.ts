@@ -136,7 +136,11 @@ export class EventEngine {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
       // delivery each) at a cost well below the 50 ms the engine allows itself from bind to listener.
       this.#flushQueued = true;
-      setTimeout(() => this.#flush(), this.options.source.gatherMs ?? FLUSH_GATHER_MS);
+      const gatherMs = this.options.source.gatherMs ?? FLUSH_GATHER_MS;
+      // gatherMs 0: once the events of this read are applied (the source hands them over in one synchronous
+      // run, so a microtask comes after the last of them).
+      if (gatherMs <= 0) queueMicrotask(() => this.#flushQueued && this.#flush());
+      else setTimeout(() => this.#flushQueued && this.#flush(), gatherMs);
     }
   };
 

@@ -180,3 +180,42 @@ Deno.test("EventEngine: ends read before their older opens (another CPU's buffer
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("EventEngine: with gatherMs 0, what one read brings is reported together, at once", async () => {
+  const dir = await Deno.makeTempDir();
+  const batches: number[][] = [];
+  const sink = new CollectingSink();
+  const send = sink.send.bind(sink);
+  sink.send = (events) => {
+    batches.push(events.map((e) => e.port));
+    return send(events);
+  };
+  const source = new FakeSource(0);
+  const engine = new EventEngine({
+    config: testConfig(`${dir}/snap`),
+    sink,
+    env: envOf({}),
+    source,
+    reconcileMs: 3600_000,
+  });
+  try {
+    await engine.start();
+    const running = engine.run();
+    const [a, b, c] = TEST_PORTS;
+    // One read: three opens applied in one synchronous run.
+    source.emit(listenEvent(a, 1), listenEvent(b, 2), listenEvent(c, 3, { kind: "bind", proto: "udp" }));
+    assert.equal(batches.length, 0, "nothing reported while the read is being applied");
+    // Reported once the run is over (a microtask, no gather timer), as one batch.
+    await waitUntil("the first report", () => batches.length >= 1);
+    assert.deepEqual(batches, [[a, b, c]], "one report with the whole read");
+    // The next read is the next report.
+    source.emit(listenEvent(a, 4, { kind: "unlisten", sk: `0xffff${a}` }));
+    await waitUntil("the second report", () => batches.length === 2);
+    assert.deepEqual(sink.sent.filter((e) => e.event === "close").map((e) => e.port), [a]);
+    await source.stop();
+    await running;
+  } finally {
+    await engine.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
