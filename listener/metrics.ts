@@ -99,7 +99,19 @@ export function createListenerMetrics(store: Store, registry = new Registry()): 
 
   store.hooks = {
     stored(records) {
-      for (const r of records) accepted.inc({ source: sourceOf(r) });
+      // Counted per source first: one labelled increment per source and batch, not one per event.
+      let source = "";
+      let run = 0;
+      for (const r of records) {
+        const s = sourceOf(r);
+        if (s !== source) {
+          if (run > 0) accepted.inc({ source }, run);
+          source = s;
+          run = 0;
+        }
+        run++;
+      }
+      if (run > 0) accepted.inc({ source }, run);
     },
     duplicate(r) {
       duplicates.inc({ source: sourceOf(r) });

@@ -70,6 +70,10 @@ Deno.test("listener /metrics: good, bad and duplicate events move the right coun
     assert.equal(await status(post(JSON.stringify(a))), 200);
     assert.equal(await status(post(JSON.stringify([b, c]))), 200);
     assert.equal(await status(post(JSON.stringify([a, sampleEvent({ port: 5004 })]))), 200); // a repeats
+    const mixed = [5005, 5006, 5007].map((port) =>
+      sampleEvent({ port, source: port === 5006 ? "ebpf" : "polling" })
+    );
+    assert.equal(await status(post(JSON.stringify(mixed))), 200); // sources interleaved in one batch
     assert.equal(await status(post("port 5000 is up", "text/plain")), 200); // a message: no engine
     assert.equal(await status(post('{"event": "open",')), 400);
     assert.equal(await status(post(JSON.stringify(sampleEvent({ port: 70000 })))), 422);
@@ -77,8 +81,8 @@ Deno.test("listener /metrics: good, bad and duplicate events move the right coun
     assert.equal((await app.request("/nowhere")).status, 404);
 
     const m = await scrape(app);
-    assert.equal(m.get('portwatch_listener_events_accepted_total{source="polling"}'), 2);
-    assert.equal(m.get('portwatch_listener_events_accepted_total{source="ebpf"}'), 2);
+    assert.equal(m.get('portwatch_listener_events_accepted_total{source="polling"}'), 4);
+    assert.equal(m.get('portwatch_listener_events_accepted_total{source="ebpf"}'), 3);
     assert.equal(m.get('portwatch_listener_events_accepted_total{source="none"}'), 1);
     assert.equal(m.get('portwatch_listener_events_duplicates_total{source="polling"}'), 1);
     assert.equal(m.get('portwatch_listener_events_duplicates_total{source="ebpf"}'), undefined);
@@ -86,20 +90,20 @@ Deno.test("listener /metrics: good, bad and duplicate events move the right coun
     assert.equal(m.get('portwatch_listener_events_rejected_total{reason="invalid"}'), 1);
     assert.equal(m.get('portwatch_listener_events_rejected_total{reason="too_large"}'), 1);
     assert.equal(m.get('portwatch_listener_events_rejected_total{reason="unauthorized"}'), 0);
-    assert.equal(m.get("portwatch_listener_ingest_duration_seconds_count"), 7);
-    assert.equal(m.get('portwatch_listener_ingest_duration_seconds_bucket{le="+Inf"}'), 7);
+    assert.equal(m.get("portwatch_listener_ingest_duration_seconds_count"), 8);
+    assert.equal(m.get('portwatch_listener_ingest_duration_seconds_bucket{le="+Inf"}'), 8);
     assert.ok(m.get("portwatch_listener_ingest_duration_seconds_sum")! > 0);
     const fsyncs = m.get("portwatch_listener_fsync_duration_seconds_count")!;
-    assert.ok(fsyncs >= 1 && fsyncs <= 4, `${fsyncs} fsyncs for 4 stored batches`);
+    assert.ok(fsyncs >= 1 && fsyncs <= 5, `${fsyncs} fsyncs for 5 stored batches`);
     const size = (await Deno.stat(store.options.path)).size;
     assert.equal(m.get("portwatch_listener_log_written_bytes_total"), size);
     assert.equal(m.get("portwatch_listener_log_size_bytes"), size);
     assert.equal(m.get("portwatch_listener_log_rotations_total"), 0);
-    assert.equal(m.get("portwatch_listener_open_ports"), 4);
+    assert.equal(m.get("portwatch_listener_open_ports"), 7);
     assert.equal(m.get("portwatch_listener_stream_subscribers"), 0);
     assert.equal(
       m.get('portwatch_listener_http_requests_total{method="POST",route="/ingest",code="200"}'),
-      4,
+      5,
     );
     assert.equal(
       m.get('portwatch_listener_http_requests_total{method="POST",route="/ingest",code="422"}'),
