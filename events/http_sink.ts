@@ -3,7 +3,10 @@
  * durable {@link Spool} when the listener cannot take them, draining it in order in the background.
  *
  * Guarantees: `send()` resolves once events are delivered (2xx) or fsynced to the spool; delivery is at
- * least once and in order (a retried batch carries the same ids, which the listener stores once). Refused
+ * least once (a retried batch carries the same ids, which the listener stores once) and in order for each
+ * port: a send whose events share no port with the sends still on the wire goes out at once, beside them (up
+ * to MAX_IN_FLIGHT), so that a burst's batches do not queue behind each other's round trips; one that
+ * shares a port waits for them, and while anything is spooled or failing, sends go one after another. Refused
  * content (400, 422, 413 of a single event, other 4xx) is moved to the spool's dead-letter file, never
  * retried forever; 401/403/404/405 and redirects are configuration problems: events stay spooled and are
  * retried slowly while the logs say what is wrong.
@@ -14,6 +17,7 @@ import type { EventSink } from "./sink.ts";
 import type { PortEvent } from "./schema.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, parseRetryAfter, retryDelay } from "./backoff.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "./spool.ts";
+import { SendOrder } from "./send_order.ts";
 
 /** How an {@link HttpSink} delivers. */
 export interface HttpSinkOptions {
@@ -144,7 +148,8 @@ export class HttpSink implements EventSink {
   #client = Deno.createHttpClient({});
   #closing = new AbortController();
   #closed = false;
-  #sends: Promise<void> = Promise.resolve();
+  /** Which earlier sends a send waits for (those about the same ports). */
+  #order = new SendOrder();
   #sending = 0;
   #work = new Signal();
   #hurry = new Signal();
@@ -205,16 +210,19 @@ export class HttpSink implements EventSink {
     return { ...this.#stats, spoolDepth: this.spool.pendingEvents, spoolBytes: this.spool.pendingBytes };
   }
 
-  /** Deliver now when nothing is pending, else (or on failure) spool behind what is; see EventSink.send. */
+  /**
+   * Deliver now when nothing is pending, else (or on failure) spool behind what is; see EventSink.send. It
+   * waits for the earlier sends that have a port in common with it (all of them while the spool holds events or
+   * delivery fails), and for the oldest when MAX_IN_FLIGHT (send_order.ts) are unfinished.
+   */
   send(events: PortEvent[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("HttpSink is closed"));
     this.#sending++;
-    const run = this.#sends.then(() => this.#sendNow(events)).finally(() => {
+    const inOrder = this.spool.pendingRecords > 0 || this.#streak > 0;
+    return this.#order.enter(events, inOrder, () => this.#sendNow(events)).finally(() => {
       this.#sending--;
       this.#progress.fire();
     });
-    this.#sends = run.catch(() => {});
-    return run;
   }
 
   async #sendNow(events: PortEvent[]): Promise<void> {
@@ -485,7 +493,7 @@ export class HttpSink implements EventSink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sends;
+    await this.#order.settled();
     this.#closing.abort();
     this.#work.fire();
     this.#hurry.fire();

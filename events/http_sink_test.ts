@@ -315,3 +315,38 @@ Deno.test("utf8Length: the byte length TextEncoder gives, without encoding", () 
     assert.equal(utf8Length(s), enc.encode(s).length, JSON.stringify(s));
   }
 });
+
+Deno.test("HttpSink: a send about other ports goes out beside a slow one; a send about the same port waits", async () => {
+  await withDir(async ({ spoolDir }) => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const answered: string[] = [];
+    const peer = scriptedPeer(async (req): Promise<PeerAction> => {
+      const got = req.body.trim().split("\n").map((l) => JSON.parse(l).id as string);
+      if (req.n === 1) await held; // the first batch's answer is slow
+      answered.push(...got);
+      return { status: 200, body: JSON.stringify({ ok: true, stored: got.length, duplicates: 0, ids: got }) };
+    });
+    const sink = await open(peer.url, spoolDir);
+    try {
+      const a = events(2);
+      const b = events(2);
+      const c = events(1, { event: "close", port: a[1].port }); // a port of the first batch
+      const sentA = sink.send(a);
+      await waitUntil("the first POST", () => peer.requests.length === 1, 5_000);
+      const sentC = sink.send(c);
+      await sink.send(b); // delivered while the first is still unanswered
+      assert.deepEqual(answered, ids(b));
+      assert.equal(peer.requests.length, 2, "the close of a's port is not sent before a is answered");
+      release();
+      await sentA;
+      await sentC;
+      assert.deepEqual(answered, [...ids(b), ...ids(a), ...ids(c)]);
+      assert.equal(sink.stats.spoolDepth, 0);
+    } finally {
+      release();
+      await sink.close();
+      await peer.close();
+    }
+  });
+});
