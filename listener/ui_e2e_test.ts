@@ -3,8 +3,9 @@
  * a real HTTP server with the listener's API and the page, a real port held by testers/hold.ts, its open and
  * close posted to /ingest as a watcher does; the page must show them live, keep its filters across a reload,
  * resume the stream after the listener restarts without missing or doubling an event, and say so when the
- * listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS or a temp folder (never the
- * repository); their paths are printed. Skipped, saying why, without chromium or playwright-core.
+ * listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS, kept, or else to a temp folder
+ * (never the repository) that is kept only when the test fails; their paths are printed. Skipped, saying why,
+ * without chromium or playwright-core.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
@@ -170,14 +171,15 @@ async function post(base: string, event: Record<string, unknown>): Promise<void>
   assert.equal(body.stored, 1);
 }
 
-async function shotDir(): Promise<string> {
+/** Where the screenshots go, and whether they are temporary (removed when the test passes). */
+async function shotDir(): Promise<{ dir: string; temporary: boolean }> {
   const env = Deno.env.get("PORTWATCH_ARTIFACTS");
   if (env) {
     const dir = `${env.replace(/\/$/, "")}/ui-e2e`;
     await Deno.mkdir(dir, { recursive: true });
-    return dir;
+    return { dir, temporary: false };
   }
-  return await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-" });
+  return { dir: await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-" }), temporary: true };
 }
 
 /** Port numbers of the rows shown in the open-ports tables. */
@@ -202,7 +204,8 @@ Deno.test({
   async fn() {
     const { chromium } = pw!;
     const dataDir = await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-data-" });
-    const shots = await shotDir();
+    const { dir: shots, temporary } = await shotDir();
+    let passed = false;
     const { store } = await EventStore.open(storeOptions(dataDir));
     const server = new TestServer(store);
     const tokenServer = new TestServer(store, "s3cret");
@@ -400,6 +403,7 @@ Deno.test({
         [],
         "no script error on the page",
       );
+      passed = true;
     } finally {
       if (held) await held.stop();
       await context?.close().catch(() => {});
@@ -407,6 +411,8 @@ Deno.test({
       await tokenServer.stop();
       await store.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      if (temporary && passed) await Deno.remove(shots, { recursive: true }).catch(() => {});
+      else console.log(`screenshots kept in ${shots}`);
     }
   },
 });
