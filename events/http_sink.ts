@@ -18,6 +18,7 @@ import type { PortEvent } from "./schema.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, parseRetryAfter, retryDelay } from "./backoff.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "./spool.ts";
 import { SendOrder } from "./send_order.ts";
+import { utf8Length } from "./utf8.ts";
 
 /** How an {@link HttpSink} delivers. */
 export interface HttpSinkOptions {
@@ -104,20 +105,6 @@ interface Batch {
   lines: string[];
 }
 
-/** Bytes of `s` in UTF-8, without encoding it. */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      n += 2; // a surrogate pair: 4 bytes for 2 code units
-      i++;
-    } else n += 2; // the rest of the BMP, and a lone surrogate (encoded as U+FFFD, 3 bytes)
-  }
-  return n;
-}
 const log = getLogger(["portwatch", "delivery"]);
 const NON_ASCII = /[\u0080-\uffff]/;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { HttpSink, type HttpSinkOptions, ingestUrl, utf8Length } from "./http_sink.ts";
+import { HttpSink, type HttpSinkOptions, ingestUrl } from "./http_sink.ts";
 import type { PortEvent } from "./schema.ts";
 import {
   forward,
@@ -305,15 +305,6 @@ Deno.test("HttpSink: a wrong token keeps events spooled (not dead-lettered); a h
       await peer.close();
     }
   });
-});
-
-Deno.test("utf8Length: the byte length TextEncoder gives, without encoding", () => {
-  const enc = new TextEncoder();
-  for (
-    const s of ["", "abc", "é", "€uro", "😀", "a😀b", "\ud800", "x\udc00y", "ü".repeat(100) + "😀".repeat(3)]
-  ) {
-    assert.equal(utf8Length(s), enc.encode(s).length, JSON.stringify(s));
-  }
 });
 
 Deno.test("HttpSink: a send about other ports goes out beside a slow one; a send about the same port waits", async () => {

@@ -3,6 +3,7 @@
  * '}', ... is not valid JSON"), so a small scanner finds the first offending character itself.
  * @module
  */
+import { utf8Length } from "../events/utf8.ts";
 
 /** A JSON syntax error located in its text. */
 export interface JsonErrorLocation {
@@ -34,21 +35,6 @@ export function locateJsonError(text: string, error: unknown): JsonErrorLocation
     column: index - lastNl,
     reason,
   };
-}
-
-/** UTF-8 length of a string without allocating its encoding. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
 }
 
 /** Index of the first character at which `text` stops being one JSON value (text.length when it ends early). */

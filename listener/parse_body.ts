@@ -3,7 +3,8 @@
  * other text stored as `{"message": ...}`. Pure: bytes in, items or a {@link BodyError} out.
  * @module
  */
-import { locateJsonError, utf8Length } from "./json_error.ts";
+import { locateJsonError } from "./json_error.ts";
+import { utf8Length } from "../events/utf8.ts";
 
 /** A body that cannot be read as events; `status` is the HTTP status to answer with. */
 export class BodyError extends Error {
