@@ -69,14 +69,18 @@ export async function waitUntil(what: string, cond: () => boolean, ms = 10_000):
   }
 }
 
-Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: after a crash then, the restart sends it", async () => {
+/**
+ * An engine over `source` delivering to `sink`, its snapshot `snap` in a temp dir given to `fn` (no
+ * reconciliation); shut down, and the dir removed, after `fn`.
+ */
+async function withEngine(
+  source: FakeSource,
+  sink: CollectingSink,
+  fn: (engine: EventEngine, dir: string) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
-  const path = `${dir}/snap`;
-  const sink = new CollectingSink();
-  // A long gather: the window between the tracker deciding and the batch reaching the outbox stays open.
-  const source = new FakeSource(60_000);
   const engine = new EventEngine({
-    config: testConfig(path),
+    config: testConfig(`${dir}/snap`),
     sink,
     env: envOf({}),
     source,
@@ -85,6 +89,21 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
   try {
     await engine.start();
     const running = engine.run();
+    await fn(engine, dir);
+    await source.stop();
+    await running;
+  } finally {
+    await engine.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: after a crash then, the restart sends it", async () => {
+  const sink = new CollectingSink();
+  // A long gather: the window between the tracker deciding and the batch reaching the outbox stays open.
+  const source = new FakeSource(60_000);
+  await withEngine(source, sink, async (engine, dir) => {
+    const path = `${dir}/snap`;
     const [a, b] = TEST_PORTS;
     source.emit(listenEvent(a, 1));
     await engine.flushNow();
@@ -122,28 +141,13 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
       "each open delivered exactly once across the crash",
     );
     await r2.settle();
-    await source.stop();
-    await running;
-  } finally {
-    await engine.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("EventEngine: ends read before their older opens (another CPU's buffer) are reported after them", async () => {
-  const dir = await Deno.makeTempDir();
   const sink = new CollectingSink();
   const source = new FakeSource(1, 60);
-  const engine = new EventEngine({
-    config: testConfig(`${dir}/snap`),
-    sink,
-    env: envOf({}),
-    source,
-    reconcileMs: 3600_000,
-  });
-  try {
-    await engine.start();
-    const running = engine.run();
+  await withEngine(source, sink, async (engine) => {
     const [a, b, c] = TEST_PORTS;
     const ns = netnsInode();
     // As bpftrace reads them when CPU 1's buffer comes first: every end, then the older opens.
@@ -173,16 +177,10 @@ Deno.test("EventEngine: ends read before their older opens (another CPU's buffer
       );
     }
     assert.deepEqual(engine.ledger.sockets(), [], "no phantom");
-    await source.stop();
-    await running;
-  } finally {
-    await engine.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("EventEngine: with gatherMs 0, what one read brings is reported together, at once", async () => {
-  const dir = await Deno.makeTempDir();
   const batches: number[][] = [];
   const sink = new CollectingSink();
   const send = sink.send.bind(sink);
@@ -191,16 +189,7 @@ Deno.test("EventEngine: with gatherMs 0, what one read brings is reported togeth
     return send(events);
   };
   const source = new FakeSource(0);
-  const engine = new EventEngine({
-    config: testConfig(`${dir}/snap`),
-    sink,
-    env: envOf({}),
-    source,
-    reconcileMs: 3600_000,
-  });
-  try {
-    await engine.start();
-    const running = engine.run();
+  await withEngine(source, sink, async () => {
     const [a, b, c] = TEST_PORTS;
     // One read: three opens applied in one synchronous run.
     source.emit(listenEvent(a, 1), listenEvent(b, 2), listenEvent(c, 3, { kind: "bind", proto: "udp" }));
@@ -212,10 +201,5 @@ Deno.test("EventEngine: with gatherMs 0, what one read brings is reported togeth
     source.emit(listenEvent(a, 4, { kind: "unlisten", sk: `0xffff${a}` }));
     await waitUntil("the second report", () => batches.length === 2);
     assert.deepEqual(sink.sent.filter((e) => e.event === "close").map((e) => e.port), [a]);
-    await source.stop();
-    await running;
-  } finally {
-    await engine.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -1,25 +1,10 @@
 import assert from "node:assert/strict";
 import { MAX_IN_FLIGHT, SendOrder } from "./send_order.ts";
 import type { PortEvent } from "./schema.ts";
+import { portEventFixture } from "./testing_events.ts";
 
-function ev(port: number, over: Partial<PortEvent> = {}): PortEvent {
-  return {
-    id: crypto.randomUUID(),
-    event: "open",
-    port,
-    proto: "tcp",
-    family: 4,
-    addrs: ["0.0.0.0"],
-    pids: [1],
-    container_id: null,
-    container_name: null,
-    source: "ebpf",
-    observed_at: new Date().toISOString(),
-    host: "h",
-    netns: 1,
-    ...over,
-  } as PortEvent;
-}
+const ev = (port: number, over: Partial<PortEvent> = {}) =>
+  portEventFixture(port, { source: "ebpf", ...over });
 
 /** A send the test finishes by hand, recording when it started. */
 function manual(log: string[], name: string) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { crc32, Spool, SpoolFullError } from "./spool.ts";
 import type { PortEvent } from "./schema.ts";
+import { portEventFixture } from "./testing_events.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "portwatch-spool-" });
@@ -14,22 +15,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 let n = 0;
 function ev(over: Record<string, unknown> = {}): PortEvent {
   n++;
-  return {
-    id: `spool-test-${String(n).padStart(6, "0")}`,
-    event: "open",
-    port: 1000 + (n % 60000),
-    proto: "tcp",
-    family: 4,
-    addrs: ["0.0.0.0"],
-    pids: [1],
-    container_id: null,
-    container_name: null,
-    source: "polling",
-    observed_at: "2026-11-25T08:00:00.000Z",
-    host: "h",
-    netns: 1,
-    ...over,
-  } as PortEvent;
+  return portEventFixture(1000 + (n % 60000), { id: `spool-test-${String(n).padStart(6, "0")}`, ...over });
 }
 
 const ids = (events: PortEvent[]) => events.map((e) => e.id);
