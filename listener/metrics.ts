@@ -30,6 +30,7 @@ import { Registry } from "../events/metrics.ts";
 import { SOURCES } from "../events/schema.ts";
 import type { Store } from "./store_api.ts";
 import type { Record_ } from "./validate.ts";
+import { registerProcessMetrics } from "../events/process_metrics.ts";
 
 /** The listener's metrics and the pieces app.ts mounts. */
 export interface ListenerMetrics {
@@ -118,6 +119,7 @@ export function createListenerMetrics(store: Store, registry = new Registry()): 
     },
   };
   store.registerMetrics(registry);
+  registerProcessMetrics(registry);
 
   const middleware: MiddlewareHandler = async (c, next) => {
     const t0 = performance.now();

@@ -101,6 +101,7 @@ Deno.test("listener /metrics: good, bad and duplicate events move the right coun
     assert.equal(m.get("portwatch_listener_log_rotations_total"), 0);
     assert.equal(m.get("portwatch_listener_open_ports"), 7);
     assert.equal(m.get("portwatch_listener_stream_subscribers"), 0);
+    assert.ok(m.get("process_resident_memory_bytes")! > 0, "the process's own memory is exported");
     assert.equal(
       m.get('portwatch_listener_http_requests_total{method="POST",route="/ingest",code="200"}'),
       5,

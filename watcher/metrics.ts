@@ -38,6 +38,7 @@ import type { EventSink } from "../events/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { DEFAULT_METRICS_HOST, type WatcherConfig } from "./config.ts";
 import type { EngineStats, PollingEngine } from "./engine.ts";
+import { registerProcessMetrics } from "../events/process_metrics.ts";
 
 /** Scan durations (seconds): a netlink dump takes about a millisecond, ss tens, a host-wide scan more. */
 const SCAN_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -68,6 +69,7 @@ export class WatcherMetrics {
 
   constructor() {
     const r = this.registry;
+    registerProcessMetrics(r);
     const ifAttached = <T>(get: () => T | undefined, read: (t: T) => number) => () => {
       const t = get();
       return t === undefined ? [] : [{ labels: {}, value: read(t) }];

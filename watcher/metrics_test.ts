@@ -144,6 +144,7 @@ Deno.test("watcher metrics: delivery and eBPF counters are read at scrape time",
       await poll.rawScan();
       const m = parse(metrics.registry.expose());
       assert.equal(m.get('portwatch_engine_info{engine="bpftrace"}'), 1);
+      assert.ok(m.get("process_resident_memory_bytes")! > 0, "the process's own memory is exported");
       assert.equal(m.get('portwatch_watcher_events_total{event="open",source="ebpf"}'), 2);
       assert.equal(m.get('portwatch_watcher_events_total{event="close",source="ebpf"}'), 1);
       assert.equal(m.get("portwatch_watcher_scans_total"), 1);
