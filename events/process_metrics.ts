@@ -23,7 +23,8 @@ export function registerProcessMetrics(registry: Registry): void {
   });
   registry.gauge({
     name: "portwatch_v8_heap_bytes",
-    help: "V8 heap of this process: `used` by live and not yet collected objects, `total` reserved.",
+    help:
+      "V8 heap of this process: `used` by objects not yet collected, `total` reserved, `external` held outside it (ArrayBuffers).",
     labelNames: ["kind"],
     collect: () => {
       const m = Deno.memoryUsage();
