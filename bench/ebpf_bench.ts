@@ -25,6 +25,8 @@ import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
 import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
 import { denoTask } from "./deno_task.ts";
+import { clockTicks, processTree, readText, type TreeCpu, treeCpu } from "./proc_cpu.ts";
+import { LOADGEN_PY } from "./bind_load.ts";
 
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
@@ -99,73 +101,6 @@ function verdict(ok: boolean | undefined): string {
   return ok === undefined ? "N/A " : ok ? "PASS" : "FAIL";
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// /proc: process trees and their CPU time.
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** utime, stime, cutime, cstime of `pid` in clock ticks, or undefined when it is gone. */
-function statTimes(pid: number): { user: number; sys: number; cuser: number; csys: number } | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields after ")" start at field 3 (state): utime is field 14 -> index 11
-  return { user: Number(f[11]), sys: Number(f[12]), cuser: Number(f[13]), csys: Number(f[14]) };
-}
-
-/** Direct children of `pid` (every thread's /proc/<pid>/task/<tid>/children). */
-function childrenOf(pid: number): number[] {
-  const out = new Set<number>();
-  try {
-    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-      for (const c of (readText(`/proc/${pid}/task/${t.name}/children`) ?? "").trim().split(/\s+/)) {
-        if (c) out.add(Number(c));
-      }
-    }
-  } catch { /* gone */ }
-  return [...out];
-}
-
-/** `pid` and its descendants, with their comm. */
-function processTree(pid: number): { pid: number; comm: string }[] {
-  const out: { pid: number; comm: string }[] = [];
-  const todo = [pid];
-  while (todo.length) {
-    const p = todo.shift()!;
-    const comm = readText(`/proc/${p}/comm`)?.trim();
-    if (comm === undefined) continue;
-    out.push({ pid: p, comm });
-    todo.push(...childrenOf(p));
-  }
-  return out;
-}
-
-/** CPU of a process tree: own utime/stime of every live member plus what each reaped (cutime/cstime). */
-interface TreeCpu {
-  user: number;
-  sys: number;
-  /** Ticks by comm (own + reaped children), for the breakdown. */
-  byComm: Map<string, number>;
-}
-
-function treeCpu(pid: number): TreeCpu {
-  const cpu: TreeCpu = { user: 0, sys: 0, byComm: new Map() };
-  for (const p of processTree(pid)) {
-    const t = statTimes(p.pid);
-    if (!t) continue;
-    cpu.user += t.user + t.cuser;
-    cpu.sys += t.sys + t.csys;
-    cpu.byComm.set(p.comm, (cpu.byComm.get(p.comm) ?? 0) + t.user + t.sys + t.cuser + t.csys);
-  }
-  return cpu;
-}
-
 /** Run time (ns) and run count of every BPF program whose fd `pid` holds (/proc/<pid>/fdinfo, bpf_stats). */
 function bpfProgStats(pid: number): { ns: number; runs: number; progs: number } {
   let ns = 0, runs = 0, progs = 0;
@@ -212,14 +147,6 @@ function restoreBpfStats(): void {
   } catch (e) {
     console.error(`ebpf bench: could not restore ${BPF_STATS}: ${(e as Error).message}`);
   }
-}
-
-async function clockTicks(): Promise<number> {
-  try {
-    const n = Number((await run(["getconf", "CLK_TCK"])).stdout.trim());
-    if (n > 0) return n;
-  } catch { /* assume the usual */ }
-  return 100;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -494,35 +421,6 @@ function groupsOf(cases: Case[]): Group[] {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The load generator: `rate` bind+close per second, UDP bind and TCP listen alternately.
-
-const LOADGEN_PY = String.raw`
-import json, os, signal, socket, sys, time
-signal.alarm(600)
-rate, secs, base, span = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-n = int(rate * secs)
-print("ready", flush=True)
-t0 = os.times()
-start = time.monotonic()
-late = 0
-for i in range(n):
-    due = start + i / rate
-    d = due - time.monotonic()
-    if d > 0: time.sleep(d)
-    elif d < -0.01: late += 1
-    port = base + (i % span)
-    if i % 2 == 0:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
-        s.listen(16)
-    s.close()
-elapsed = time.monotonic() - start
-t1 = os.times()
-print(json.dumps({"count": n, "seconds": elapsed, "user": t1.user - t0.user, "sys": t1.system - t0.system, "late": late}), flush=True)
-`;
 
 interface LoadResult {
   count: number;

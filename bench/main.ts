@@ -6,6 +6,7 @@
 import { runListenerBench } from "./listener_bench.ts";
 import { runWatcherBench } from "./watcher_bench.ts";
 import { runEbpfBench } from "./ebpf_bench.ts";
+import { runEbpfFloorBench } from "./ebpf_floor_bench.ts";
 import { runFleetBench } from "./fleet_bench.ts";
 
 /** A named benchmark. */
@@ -31,6 +32,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       "bpftrace engine vs polling vs the seed's ss loop: capture, once-each-way, latency, CPU at 1,000 binds/s",
     run: () => runEbpfBench(),
+  },
+  "ebpf-floor": {
+    description:
+      "CPU at 1,000 binds/s of bpftrace alone, of bpftrace + a Deno process that only reads it, and of the engine",
+    run: () => runEbpfFloorBench(),
   },
   fleet: {
     description:
