@@ -9,11 +9,20 @@ import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
+import { monotonicNs } from "../watcher/libc.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
 
 /** After records, quiet this long (ms) before a nudge (see NUDGE_PID), and twice as long again before a second. */
 const NUDGE_AFTER_MS = 3 * FLUSH_MS;
+
+/**
+ * A read with a record older than this (ms, by the kernel clock) comes from a backlog: bpftrace was kept off the
+ * CPU and now drains its per-CPU buffers one after the other (the newest records of the buffer read first can
+ * be recent while another CPU's older ones still wait). A record normally waits at most for two of the
+ * program's newlines (2 FLUSH_MS).
+ */
+const BEHIND_MS = 2 * FLUSH_MS + 10;
 
 /** Most output kept while waiting for a newline (the program prints one every FLUSH_MS while it has output). */
 const MAX_PENDING = 16 * 1024 * 1024;
@@ -208,22 +217,47 @@ export class BpftraceSource implements SocketEventSource {
     }, NUDGE_AFTER_MS * (sent + 1));
   }
 
-  /** Deliver events in order until bpftrace ends or stop() is called. */
-  async run(onEvent: (e: SocketEvent) => void): Promise<string> {
+  /**
+   * Deliver events in order until bpftrace ends or stop() is called; `onBehind` when a read brings a record over
+   * BEHIND_MS old (see event_source.ts).
+   */
+  async run(onEvent: (e: SocketEvent) => void, onBehind?: () => void): Promise<string> {
     for (;;) {
       while (this.#lines.length > 0) {
         const lines = this.#lines;
         this.#lines = [];
         const now = Date.now();
+        let oldest = Infinity;
         for (const line of lines) {
           const parsed = parseBpftraceLine(line, now);
-          for (const e of parsed.events) onEvent(e);
+          for (const e of parsed.events) {
+            onEvent(e);
+            if (e.kts !== undefined && e.kts < oldest) oldest = e.kts;
+          }
           for (const text of parsed.other) this.#otherText(text);
         }
+        if (onBehind && oldest !== Infinity && this.#ageMs(oldest) > BEHIND_MS) onBehind();
       }
       if (this.#ended) return this.#ended;
       await new Promise<void>((resolve) => (this.#wake = resolve));
       this.#wake = undefined;
+    }
+  }
+
+  /** Whether the kernel clock can be read (FFI); when not, no read is taken for a backlog. */
+  #clock = true;
+
+  /** How old a record of kernel time `kts` is now (ms); 0 when the kernel clock cannot be read. */
+  #ageMs(kts: number): number {
+    if (!this.#clock) return 0;
+    try {
+      return (monotonicNs() - kts) / 1e6;
+    } catch (e) {
+      this.#clock = false;
+      log.warn("cannot read the kernel clock ({error}); a backlog of bpftrace's output goes unnoticed", {
+        error: (e as Error).message,
+      });
+      return 0;
     }
   }
 

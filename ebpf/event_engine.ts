@@ -59,7 +59,7 @@ export class EventEngine {
   #hold: EndHold;
 
   constructor(readonly options: EventEngineOptions) {
-    this.#hold = new EndHold(options.source.reorderMs ?? 0, (e) => this.#apply(e));
+    this.#hold = new EndHold(options.source.reorderMs ?? 0, (e) => this.#apply(e), this.#holdClock);
     this.poll = new PollingEngine({
       config: options.config,
       sink: options.sink,
@@ -100,8 +100,21 @@ export class EventEngine {
     return e.netns === this.#own;
   }
 
+  /** When the read being handed over began (a source hands over one read's events in one synchronous run). */
+  #readAt?: number;
+  /**
+   * The hold's clock: the start of the current read for all of its events, so that a held end never falls due
+   * while the rest of its read (its open, maybe) is still being handed over; a big read can take longer than the
+   * reorder window to apply.
+   */
+  #holdClock = (): number => this.#readAt ?? Date.now();
+
   /** One event as read: ignored when out of scope, else applied now or, when it ends something, held a moment. */
   #onEvent = (e: SocketEvent): void => {
+    if (this.#readAt === undefined) {
+      this.#readAt = Date.now();
+      queueMicrotask(() => (this.#readAt = undefined));
+    }
     this.stats.events++;
     const ports = this.options.config.ports;
     if (!this.#inScope(e) || (e.port !== undefined && ports && !ports.has(e.port) && e.kind !== "unlisten")) {
@@ -265,7 +278,10 @@ export class EventEngine {
     const every = this.options.reconcileMs ?? 30_000;
     this.#timer = setInterval(() => this.reconcile().catch(() => {}), every); // failures are logged
     try {
-      return await this.options.source.run(this.#onEvent);
+      return await this.options.source.run(
+        this.#onEvent,
+        () => this.#hold.holdLonger(Date.now() + this.#hold.holdMs),
+      );
     } finally {
       clearInterval(this.#timer);
     }

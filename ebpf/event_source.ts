@@ -7,8 +7,12 @@ export interface SocketEventSource {
   readonly name: string;
   /** Resolves once the probes are attached (events from now on are seen); rejects if the source failed. */
   readonly ready: Promise<void>;
-  /** Calls `onEvent` for each event, in order, until stopped; resolves with why it ended. */
-  run(onEvent: (e: SocketEvent) => void): Promise<string>;
+  /**
+   * Calls `onEvent` for each event, in order, until stopped; resolves with why it ended. A source whose events
+   * can come out of order (reorderMs) calls `onBehind` when what it just handed over is older than that window
+   * assumes (it is draining a backlog): the engine then holds the ending events until it has caught up.
+   */
+  run(onEvent: (e: SocketEvent) => void, onBehind?: () => void): Promise<string>;
   /**
    * How long the engine gathers changes before reporting them together (ms; default 20): short for a source that
    * already hands its events over in batches; 0 reports what one read brought as soon as it is applied (no

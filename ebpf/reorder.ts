@@ -9,6 +9,11 @@
  * older open arriving after a newer close of its socket therefore still comes first. What the opens and forks
  * that arrive out of order among themselves need (a fork older than the open of its parent's socket, a socket
  * opened at the address of one whose held close comes later) the ledger handles with the same timestamps.
+ *
+ * The window assumes the source reads each CPU's records soon after they are made. When it falls behind (its
+ * process was kept off the CPU, or stopped, and now drains a backlog one CPU's buffer after the other), a close
+ * can come well over the window before its open: the source then says so ({@link EndHold.holdLonger}) and the
+ * held ends wait until it has caught up, each at most {@link EndHold.maxHoldMs}.
  * @module
  */
 import type { SocketEvent } from "./socket_event.ts";
@@ -23,6 +28,8 @@ interface Held {
   kts: number;
   /** When it may be applied (ms, the `now` clock). */
   due: number;
+  /** When it is applied even while the source is behind. */
+  cap: number;
 }
 
 /** Holds ending events for `holdMs`, then hands them on in kernel-time order. */
@@ -32,6 +39,8 @@ export class EndHold {
   /** The earliest `due` among the held events (Infinity when none): most pushes need not look further. */
   #minDue = Infinity;
   #timer?: ReturnType<typeof setTimeout>;
+  /** Until then nothing is applied before its cap: the source is behind (see holdLonger). */
+  #floor = 0;
 
   /**
    * `apply` gets every event, in the order that is safe to apply; `holdMs` 0 holds nothing. `now` is a clock in
@@ -43,6 +52,7 @@ export class EndHold {
     readonly apply: (e: SocketEvent) => void,
     readonly now: () => number = Date.now,
     readonly slackMs = holdMs / 2,
+    readonly maxHoldMs = Math.max(1000, 10 * holdMs),
   ) {}
 
   /** The longest an event may be held: its window and the timer's slack. */
@@ -62,7 +72,8 @@ export class EndHold {
       this.apply(e);
       return;
     }
-    const h: Held = { e, kts: e.kts, due: this.now() + this.holdMs };
+    const now = this.now();
+    const h: Held = { e, kts: e.kts, due: now + this.holdMs, cap: now + this.maxHoldMs };
     let i = this.#held.length;
     while (i > 0 && this.#held[i - 1].kts > h.kts) i--;
     this.#held.splice(i, 0, h);
@@ -78,12 +89,31 @@ export class EndHold {
     const now = this.now();
     if (now < this.#minDue) return;
     let last = -1;
-    for (let i = 0; i < this.#held.length; i++) if (this.#held[i].due <= now) last = i;
+    const behind = now < this.#floor;
+    for (let i = 0; i < this.#held.length; i++) {
+      const h = this.#held[i];
+      if (h.due <= now && (!behind || h.cap <= now)) last = i;
+    }
     if (last < 0) return;
     const out = this.#held.splice(0, last + 1);
     this.#minDue = Infinity;
     for (const h of this.#held) if (h.due < this.#minDue) this.#minDue = h.due;
     for (const h of out) this.apply(h.e);
+  }
+
+  /**
+   * The source is behind: what it reads now is older than the window assumes, so the opens of held ends may
+   * still be on their way. Nothing held is applied before `until` (default: `holdMs` from now), unless held
+   * `maxHoldMs` already.
+   */
+  holdLonger(until = this.now() + this.holdMs): void {
+    if (this.holdMs <= 0) return;
+    this.#floor = Math.max(this.#floor, until);
+    if (this.#held.length > 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#arm();
+    }
   }
 
   /** Apply everything held, in order (the source has ended: nothing older can come). */
@@ -102,13 +132,22 @@ export class EndHold {
     this.#timer = undefined;
   }
 
-  /** A timer for the earliest due event (plus the slack), when events are held and none is set. */
+  /**
+   * A timer for the earliest due event (plus the slack), when events are held and none is set; while the source
+   * is behind, for when it is due again (the floor) or the earliest cap, whichever comes first.
+   */
   #arm(): void {
     if (this.#timer !== undefined || this.#held.length === 0) return;
+    let at = this.#minDue;
+    if (this.#floor > at) {
+      let cap = Infinity;
+      for (const h of this.#held) if (h.cap < cap) cap = h.cap;
+      at = Math.max(at, Math.min(this.#floor, cap));
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.release();
       this.#arm();
-    }, Math.max(0, this.#minDue + this.slackMs - this.now()));
+    }, Math.max(0, at + this.slackMs - this.now()));
   }
 }

@@ -76,3 +76,53 @@ Deno.test("EndHold: the timer applies a held end once its window has passed", as
     hold.stop();
   }
 });
+
+Deno.test("EndHold: while the source is behind, ends wait until it caught up, each at most maxHoldMs", () => {
+  let now = 0;
+  const applied: string[] = [];
+  const hold = new EndHold(60, (e) => applied.push(`${e.kind}@${e.kts}`), () => now, 30, 500);
+  try {
+    hold.push(ev("close", 200)); // CPU 1's backlog, read first
+    hold.holdLonger();
+    now = 50;
+    hold.holdLonger(); // still draining: nothing before 110
+    now = 100;
+    hold.release();
+    assert.deepEqual(applied, [], "past its window, but the source is behind");
+    hold.push(ev("bind", 150)); // CPU 0's backlog: the open, 100 ms after its close
+    assert.deepEqual(applied, ["bind@150"], "the open first");
+    now = 110;
+    hold.release();
+    assert.deepEqual(applied, ["bind@150", "close@200"], "caught up: the close");
+
+    // A source that stays behind does not hold an end for longer than maxHoldMs.
+    hold.push(ev("unlisten", 300));
+    for (now = 120; now < 620; now += 50) {
+      hold.holdLonger();
+      hold.release();
+    }
+    assert.equal(applied.length, 2, "held while behind");
+    now = 620;
+    hold.holdLonger();
+    hold.release();
+    assert.deepEqual(applied.slice(2), ["unlisten@300"], "applied at its cap");
+  } finally {
+    hold.stop();
+  }
+});
+
+Deno.test("EndHold: the timer applies an end once the source caught up (no event after the backlog)", async () => {
+  const applied: number[] = [];
+  const hold = new EndHold(20, (e) => applied.push(e.kts!), Date.now, 5, 2000);
+  try {
+    hold.push(ev("close", 1));
+    hold.holdLonger();
+    const t0 = Date.now();
+    const deadline = t0 + 2000;
+    while (applied.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(applied, [1]);
+    assert.ok(Date.now() - t0 < 1000, "at the floor, not at the cap");
+  } finally {
+    hold.stop();
+  }
+});

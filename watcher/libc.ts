@@ -21,6 +21,7 @@ const SYMBOLS = {
   dirfd: { parameters: ["pointer"], result: "i32" },
   // the path is a pointer so that a dirent's d_name can be passed without copying it
   readlinkat: { parameters: ["i32", "pointer", "buffer", "usize"], result: "isize" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -111,6 +112,21 @@ export function errno(): number {
 export function errnoError(syscall: string, err: number = errno()): ErrnoError {
   const p = libc().strerror(err);
   return new ErrnoError(syscall, err, p === null ? `errno ${err}` : Deno.UnsafePointerView.getCString(p));
+}
+
+const CLOCK_MONOTONIC = 1;
+const timespec = new BigInt64Array(2);
+const timespecBytes = new Uint8Array(timespec.buffer);
+
+/**
+ * CLOCK_MONOTONIC now, in ns: the kernel clock that BPF programs read (bpf_ktime_get_ns, bpftrace's `nsecs`),
+ * so a record's age is this minus its time. Throws {@link LibcUnavailableError}.
+ */
+export function monotonicNs(): number {
+  if (libc().clock_gettime(CLOCK_MONOTONIC, timespecBytes) !== 0) {
+    throw errnoError("clock_gettime(CLOCK_MONOTONIC)");
+  }
+  return Number(timespec[0]) * 1e9 + Number(timespec[1]);
 }
 
 /** A NUL-terminated UTF-8 copy of `s`, for "buffer" arguments that take a C string. */
