@@ -201,3 +201,50 @@ Deno.test("Reporter: ports of a container (per-socket containers) are restored u
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Reporter: the snapshot's state follows every change, also a port refreshed in place", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    const tracker = new PortTracker();
+    const r = new Reporter({
+      sink: new CollectingSink(),
+      tracker,
+      resolver: new PidResolver(),
+      snapshotPath: path,
+      owner,
+      verbose: false,
+      withWhere: false,
+      identityOf: () => identity,
+    });
+    const saved = async () => (await loadSnapshot(path, owner)).snapshot?.state;
+    const expected = () => JSON.parse(JSON.stringify(r.reportedState()));
+    const ports = [80, 81, 82].map((port) => ({ ...obs, port, pids: [10 + port] }));
+    await r.report(tracker.observe(1, ports, 1000), identity, "polling");
+    assert.deepEqual(await saved(), expected());
+    assert.deepEqual((await saved())?.ports.map((p) => p.port), [80, 81, 82]);
+
+    // 81 is refreshed in place (new holder, no event): the next write has its new fields.
+    assert.deepEqual(
+      tracker.observePort(1, { proto: "tcp", port: 81 }, { ...ports[1], pids: [99] }, 2000),
+      [],
+    );
+    await r.report(
+      tracker.observePort(1, { proto: "tcp", port: 83 }, { ...obs, port: 83, pids: [7] }, 3000),
+      identity,
+      "polling",
+    );
+    const state = await saved();
+    assert.deepEqual(state, expected());
+    const p81 = state?.ports.find((p) => p.port === 81);
+    assert.deepEqual([p81?.pids, p81?.lastPids, p81?.seen], [[99], [99], 2000]);
+
+    // A close drops it.
+    await r.report(tracker.observePort(1, { proto: "tcp", port: 80 }, undefined, 4000), identity, "polling");
+    assert.deepEqual((await saved())?.ports.map((p) => p.port), [81, 82, 83]);
+    assert.deepEqual(await saved(), expected());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

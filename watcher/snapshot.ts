@@ -24,6 +24,13 @@ export interface Snapshot {
   outbox?: unknown[];
 }
 
+/** A snapshot whose state is already serialised (TrackerState as JSON): written as the `state` field. */
+export interface SerialisedSnapshot {
+  owner: string;
+  savedAt: string;
+  stateJson: string;
+}
+
 const madeDirs = new Set<string>();
 const enc = new TextEncoder();
 
@@ -64,11 +71,11 @@ export function isTmpfs(dir: string, mountinfo?: string): boolean {
  * `outboxJson`, when given, is the outbox already serialised, in parts (each a comma-separated run of JSON
  * values, as `JSON.stringify(events).slice(1, -1)`, as text or already UTF-8 encoded): a writer that keeps
  * several batches in its outbox serialises and encodes each once, not at every write (the snapshot's `outbox`
- * must then be absent).
+ * must then be absent). The state may come serialised too ({@link SerialisedSnapshot}).
  */
 export function saveSnapshot(
   path: string,
-  snapshot: Snapshot,
+  snapshot: Snapshot | SerialisedSnapshot,
   outboxJson?: (string | Uint8Array)[],
 ): Promise<void> {
   try {
@@ -79,7 +86,11 @@ export function saveSnapshot(
     const tmp = `${path}.tmp-${Deno.pid}`;
     const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
     try {
-      const text = JSON.stringify(snapshot);
+      const text = "stateJson" in snapshot
+        ? `${
+          JSON.stringify({ owner: snapshot.owner, savedAt: snapshot.savedAt }).slice(0, -1)
+        },"state":${snapshot.stateJson}}`
+        : JSON.stringify(snapshot);
       const parts = outboxJson?.filter((p) => p.length > 0).map((p) =>
         typeof p === "string" ? enc.encode(p) : p
       );
