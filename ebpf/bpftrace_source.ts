@@ -24,6 +24,9 @@ const NUDGE_AFTER_MS = 3 * FLUSH_MS;
  */
 const BEHIND_MS = 2 * FLUSH_MS + 10;
 
+/** Output other than newlines. */
+const NOT_NEWLINE = /[^\n]/;
+
 /** Most output kept while waiting for a newline (the program prints one every FLUSH_MS while it has output). */
 const MAX_PENDING = 16 * 1024 * 1024;
 
@@ -99,8 +102,10 @@ export class BpftraceSource implements SocketEventSource {
   #stderr: string[] = [];
   #attached = false;
   #nudgeTimer?: ReturnType<typeof setTimeout>;
-  /** Nudges sent since the last records (two at most). */
-  #nudges = 0;
+  /** Nudges sent since the last records (two at most; two: no nudge pending). */
+  #nudges = 2;
+  /** A read of newlines alone started a round of nudges, and no record has come since. */
+  #probed = false;
 
   constructor(readonly script: string) {}
 
@@ -177,7 +182,8 @@ export class BpftraceSource implements SocketEventSource {
     const decoder = new TextDecoder();
     let rest = "";
     for await (const chunk of stream) {
-      const text = rest + decoder.decode(chunk, { stream: true });
+      const fresh = decoder.decode(chunk, { stream: true });
+      const text = rest + fresh;
       let start = 0;
       for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
         const line = text.slice(start, nl);
@@ -192,8 +198,15 @@ export class BpftraceSource implements SocketEventSource {
         log.warn("bpftrace: {n} bytes without a newline; dropped", { n: rest.length });
         rest = "";
       }
-      if (this.#lines.length > 0) {
-        this.#wake?.();
+      if (this.#lines.length > 0) this.#wake?.();
+      if (NOT_NEWLINE.test(fresh)) {
+        this.#probed = false;
+        this.#nudgeLater(0);
+      } else if (!this.#probed && this.#nudges >= 2 && this.#attached) {
+        // Newlines alone: the program's timer printed them after records that bpftrace may not have printed
+        // yet (it reads its per-CPU buffers in turn; after a stop or a backlog, the newlines can come first and
+        // the records then wait in its stdout). One round of nudges, not one per nudge's own newline.
+        this.#probed = true;
         this.#nudgeLater(0);
       }
     }
