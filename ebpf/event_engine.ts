@@ -240,6 +240,12 @@ export class EventEngine {
       return this.poll.rawScan();
     }).then(async (scans) => {
       await new Promise((r) => setTimeout(r, settleMs));
+      // While the source drains a backlog, held ends wait past the window (see reorder.ts): so does the
+      // comparison, else a socket whose end is still held would be taken for drift.
+      const latest = Date.now() + this.#hold.maxHoldMs;
+      for (let now = Date.now(); this.#hold.behindUntil > now && now < latest; now = Date.now()) {
+        await new Promise((r) => setTimeout(r, this.#hold.behindUntil + this.#hold.slackMs - now));
+      }
       return this.#enqueue(async () => {
         this.ledger.unwatchChanges(changed!);
         if (this.#stopped) return 0;

@@ -16,14 +16,20 @@ export class FakeSource implements SocketEventSource {
   readonly ready = Promise.resolve();
   lost = 0;
   #onEvent?: (e: SocketEvent) => void;
+  #onBehind?: () => void;
   #stop?: () => void;
   constructor(readonly gatherMs?: number, readonly reorderMs?: number) {}
-  run(onEvent: (e: SocketEvent) => void): Promise<string> {
+  run(onEvent: (e: SocketEvent) => void, onBehind?: () => void): Promise<string> {
     this.#onEvent = onEvent;
+    this.#onBehind = onBehind;
     return new Promise((resolve) => (this.#stop = () => resolve("stopped")));
   }
   emit(...events: SocketEvent[]): void {
     for (const e of events) this.#onEvent!(e);
+  }
+  /** Say that what was just emitted came from a backlog. */
+  behind(): void {
+    this.#onBehind?.();
   }
   stop(): Promise<void> {
     this.#stop?.();
@@ -201,5 +207,64 @@ Deno.test("EventEngine: with gatherMs 0, what one read brings is reported togeth
     source.emit(listenEvent(a, 4, { kind: "unlisten", sk: `0xffff${a}` }));
     await waitUntil("the second report", () => batches.length === 2);
     assert.deepEqual(sink.sent.filter((e) => e.event === "close").map((e) => e.port), [a]);
+  });
+});
+
+/** An unlisten of `port` (kernel time `kts`), as the bpftrace source reports it. */
+function unlistenEvent(port: number, kts: number): SocketEvent {
+  return {
+    ts: Date.now(),
+    kts,
+    kind: "unlisten",
+    pid: 4242,
+    proto: "tcp",
+    sk: `0xffff${port}`,
+    port,
+    netns: netnsInode(),
+  };
+}
+
+Deno.test("EventEngine: a read that takes longer than the reorder window to apply: its ends wait for its opens", async () => {
+  const sink = new CollectingSink();
+  const source = new FakeSource(1, 60);
+  await withEngine(source, sink, async () => {
+    const [a, b] = TEST_PORTS;
+    // One read (one synchronous run): the ends, then 80 ms of work, then their older opens.
+    source.emit(unlistenEvent(a, 200), unlistenEvent(b, 210));
+    for (const t = Date.now(); Date.now() - t < 80;) { /* the engine busy with the rest of the read */ }
+    source.emit(listenEvent(a, 100), listenEvent(b, 110));
+    await waitUntil("an open and a close of each port", () => sink.sent.length >= 4);
+    for (const p of [a, b]) {
+      assert.deepEqual(
+        sink.sent.filter((e) => e.port === p).map((e) => e.event),
+        ["open", "close"],
+        `port ${p}`,
+      );
+    }
+  });
+});
+
+Deno.test("EventEngine: while the source is behind, held ends wait for opens read after the window", async () => {
+  const sink = new CollectingSink();
+  const source = new FakeSource(1, 60);
+  await withEngine(source, sink, async (engine) => {
+    const [a, b] = TEST_PORTS;
+    // A backlog drained one CPU's buffer after the other: the ends, then (100 ms later) the older opens.
+    source.emit(unlistenEvent(a, 200), unlistenEvent(b, 210));
+    source.behind();
+    await new Promise((r) => setTimeout(r, 50));
+    source.behind(); // still draining
+    await new Promise((r) => setTimeout(r, 50));
+    source.emit(listenEvent(a, 100), listenEvent(b, 110));
+    source.behind();
+    await waitUntil("an open and a close of each port", () => sink.sent.length >= 4);
+    for (const p of [a, b]) {
+      assert.deepEqual(
+        sink.sent.filter((e) => e.port === p).map((e) => e.event),
+        ["open", "close"],
+        `port ${p}`,
+      );
+    }
+    assert.equal(engine.ledger.lateOpens, 0, "no open taken for late");
   });
 });

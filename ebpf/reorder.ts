@@ -60,6 +60,11 @@ export class EndHold {
     return this.holdMs > 0 ? this.holdMs + this.slackMs : 0;
   }
 
+  /** Until when held ends wait for the source to catch up (0, or a time past: it is not behind). */
+  get behindUntil(): number {
+    return this.#floor;
+  }
+
   /** Events held now. */
   get size(): number {
     return this.#held.length;
