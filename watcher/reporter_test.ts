@@ -17,6 +17,20 @@ const obs = {
   pids: [],
 };
 
+/** A reporter of `tracker`'s changes to `sink`, its snapshot at `path` (owner `owner`). */
+function testReporter(tracker: PortTracker, path: string, owner: string, sink: EventSink): Reporter {
+  return new Reporter({
+    sink,
+    tracker,
+    resolver: new PidResolver(),
+    snapshotPath: path,
+    owner,
+    verbose: false,
+    withWhere: false,
+    identityOf: () => identity,
+  });
+}
+
 Deno.test("Reporter: events decided before a crash (the snapshot's outbox) are sent at restart, same ids", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -24,32 +38,14 @@ Deno.test("Reporter: events decided before a crash (the snapshot's outbox) are s
     const owner = "h/-/netns:1";
     // A watcher decided "open 80", wrote the snapshot with the event in its outbox, and died before delivery.
     const t1 = new PortTracker();
-    const r1 = new Reporter({
-      sink: new CollectingSink(),
-      tracker: t1,
-      resolver: new PidResolver(),
-      snapshotPath: path,
-      owner,
-      verbose: false,
-      withWhere: false,
-      identityOf: () => identity,
-    });
+    const r1 = testReporter(t1, path, owner, new CollectingSink());
     const changes = t1.observe(1, [obs], Date.now());
     const [event] = await r1.report(changes, identity, "polling");
     await saveSnapshot(path, { owner, savedAt: "x", state: t1.state(), outbox: [event] });
 
     const sink = new CollectingSink();
     const t2 = new PortTracker();
-    const r2 = new Reporter({
-      sink,
-      tracker: t2,
-      resolver: new PidResolver(),
-      snapshotPath: path,
-      owner,
-      verbose: false,
-      withWhere: false,
-      identityOf: () => identity,
-    });
+    const r2 = testReporter(t2, path, owner, sink);
     await r2.restore();
     assert.deepEqual(sink.sent.map((e) => e.id), [event.id], "the undelivered event, with its id");
     assert.equal((await loadSnapshot(path, owner)).snapshot?.outbox, undefined, "the outbox is cleared");
@@ -76,16 +72,7 @@ Deno.test("Reporter, wait: false: every batch on the wire stays in the outbox un
       close: () => Promise.resolve(),
     };
     const tracker = new PortTracker();
-    const r = new Reporter({
-      sink,
-      tracker,
-      resolver: new PidResolver(),
-      snapshotPath: path,
-      owner,
-      verbose: false,
-      withWhere: false,
-      identityOf: () => identity,
-    });
+    const r = testReporter(tracker, path, owner, sink);
     const outboxIds = async () =>
       ((await loadSnapshot(path, owner)).snapshot?.outbox as PortEvent[] | undefined)?.map((e) => e.id);
     const a = await r.report(tracker.observe(1, [obs], Date.now()), identity, "ebpf", { wait: false });
@@ -114,17 +101,7 @@ Deno.test("Reporter: a change decided but not yet reported is not in the snapsho
   try {
     const path = `${dir}/snap`;
     const owner = "h/-/netns:1";
-    const reporter = (tracker: PortTracker, sink: EventSink) =>
-      new Reporter({
-        sink,
-        tracker,
-        resolver: new PidResolver(),
-        snapshotPath: path,
-        owner,
-        verbose: false,
-        withWhere: false,
-        identityOf: () => identity,
-      });
+    const reporter = (tracker: PortTracker, sink: EventSink) => testReporter(tracker, path, owner, sink);
     const obs81 = { ...obs, port: 81, inodes: [2] };
     const sink1 = new CollectingSink();
     const t1 = new PortTracker();
@@ -173,17 +150,7 @@ Deno.test("Reporter: ports of a container (per-socket containers) are restored u
     const path = `${dir}/snap`;
     const owner = "h/-/netns:1";
     const withC = { ...obs, container: { id: "c1", name: "web" } };
-    const make = (tracker: PortTracker) =>
-      new Reporter({
-        sink: new CollectingSink(),
-        tracker,
-        resolver: new PidResolver(),
-        snapshotPath: path,
-        owner,
-        verbose: false,
-        withWhere: false,
-        identityOf: () => identity,
-      });
+    const make = (tracker: PortTracker) => testReporter(tracker, path, owner, new CollectingSink());
     const t1 = new PortTracker();
     await make(t1).report(
       t1.observePort(1, { ...withC, containerId: "c1" }, withC, Date.now()),
@@ -208,16 +175,7 @@ Deno.test("Reporter: the snapshot's state follows every change, also a port refr
     const path = `${dir}/snap`;
     const owner = "h/-/netns:1";
     const tracker = new PortTracker();
-    const r = new Reporter({
-      sink: new CollectingSink(),
-      tracker,
-      resolver: new PidResolver(),
-      snapshotPath: path,
-      owner,
-      verbose: false,
-      withWhere: false,
-      identityOf: () => identity,
-    });
+    const r = testReporter(tracker, path, owner, new CollectingSink());
     const saved = async () => (await loadSnapshot(path, owner)).snapshot?.state;
     const expected = () => JSON.parse(JSON.stringify(r.reportedState()));
     const ports = [80, 81, 82].map((port) => ({ ...obs, port, pids: [10 + port] }));
