@@ -49,6 +49,16 @@ export const FLUSH_RECORDS = 256;
  */
 export const NUDGE_PID = 2147483646;
 
+/**
+ * The engine's ready check: kill(READY_PID, SIGCONT) makes the program print {@link READY_MARKS} from its first
+ * and its last probe. bpftrace says "Attaching N probes..." before it attaches them, one after the other (in the
+ * order they are declared, or in reverse for some kinds): once both marks are printed, every probe is attached.
+ */
+export const READY_PID = 2147483645;
+
+/** The lines the first and the last probe print for READY_PID. */
+export const READY_MARKS = ["Probes ready 1", "Probes ready 2"] as const;
+
 /** The record terminator. */
 export const RS = "\x1e";
 
@@ -114,6 +124,7 @@ export function bpftraceScript(kernelRelease: string): string {
     ${flush}
   }`;
   return `
+tracepoint:syscalls:sys_enter_kill /args->pid == ${READY_PID}/ { printf("${READY_MARKS[0]}\\n"); }
 tracepoint:syscalls:sys_enter_listen { @lfd[tid] = args->fd + 1; }
 tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
   $fd = (int64)@lfd[tid] - 1;
@@ -158,11 +169,13 @@ tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
   printf("X %llu %d${end}", nsecs, pid);
   ${flush}
 }
-tracepoint:syscalls:sys_enter_kill /args->pid == ${NUDGE_PID}/ { printf("\\n"); }
 interval:ms:${FLUSH_MS} /@out > 0/ {
   printf("\\n");
   if (@pend) { @flushed = nsecs; @pend = 0; @n = 0; }
   @out = @out - 1;
+}
+tracepoint:syscalls:sys_enter_kill /args->pid == ${NUDGE_PID} || args->pid == ${READY_PID}/ {
+  if (args->pid == ${READY_PID}) { printf("${READY_MARKS[1]}\\n"); } else { printf("\\n"); }
 }
 END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); clear(@pend); clear(@n); }
 `;

@@ -4,7 +4,14 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { bpftraceScript, FLUSH_MS, NUDGE_PID, REORDER_MS } from "./bpftrace_script.ts";
+import {
+  bpftraceScript,
+  FLUSH_MS,
+  NUDGE_PID,
+  READY_MARKS,
+  READY_PID,
+  REORDER_MS,
+} from "./bpftrace_script.ts";
 import { readLines } from "../events/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
@@ -101,6 +108,9 @@ export class BpftraceSource implements SocketEventSource {
   #ended?: string;
   #stderr: string[] = [];
   #attached = false;
+  /** The ready marks seen (see READY_PID); the probes are attached once both are. */
+  #marks = new Set<string>();
+  #readyTimer?: ReturnType<typeof setInterval>;
   #nudgeTimer?: ReturnType<typeof setTimeout>;
   /** Nudges sent since the last records (two at most; two: no nudge pending). */
   #nudges = 2;
@@ -146,6 +156,7 @@ export class BpftraceSource implements SocketEventSource {
     }).catch(() => {});
     child.status.then((s) => {
       clearTimeout(this.#nudgeTimer);
+      clearInterval(this.#readyTimer);
       this.#ended = `bpftrace exited (${s.signal ?? `code ${s.code}`})${
         this.#stderr.length ? `: ${this.#stderr.slice(-5).join(" | ")}` : ""
       }`;
@@ -188,9 +199,9 @@ export class BpftraceSource implements SocketEventSource {
       for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
         const line = text.slice(start, nl);
         start = nl + 1;
-        if (!this.#attached && /^Attaching \d+ probe/.test(line)) {
-          this.#attached = true;
-          attached();
+        if (!this.#attached) {
+          const rest = this.#readyLine(line, attached);
+          if (rest !== "") this.#lines.push(rest);
         } else if (line !== "") this.#lines.push(line);
       }
       rest = text.slice(start);
@@ -212,6 +223,33 @@ export class BpftraceSource implements SocketEventSource {
     }
     if (rest !== "") this.#lines.push(rest);
     this.#wake?.();
+  }
+
+  /**
+   * A line before the probes are known to be attached: "Attaching N probes..." (printed before bpftrace attaches
+   * them) starts asking the program for its ready marks, every 20 ms; once the first and the last probe have
+   * answered, every probe is attached. Returns what is left of the line (records before a mark).
+   */
+  #readyLine(line: string, attached: () => void): string {
+    if (/^Attaching \d+ probe/.test(line)) {
+      const ask = () => {
+        try {
+          Deno.kill(READY_PID, "SIGCONT");
+        } catch { /* ESRCH, as meant: the probes see the call */ }
+      };
+      ask();
+      this.#readyTimer ??= setInterval(ask, 20);
+      return "";
+    }
+    const mark = READY_MARKS.find((m) => line.endsWith(m));
+    if (mark === undefined) return line;
+    this.#marks.add(mark);
+    if (this.#marks.size === READY_MARKS.length) {
+      this.#attached = true;
+      clearInterval(this.#readyTimer);
+      attached();
+    }
+    return line.slice(0, -mark.length);
   }
 
   /**
@@ -289,6 +327,7 @@ export class BpftraceSource implements SocketEventSource {
   /** Stop bpftrace (SIGINT lets it detach cleanly) and wait. */
   async stop(): Promise<void> {
     clearTimeout(this.#nudgeTimer);
+    clearInterval(this.#readyTimer);
     this.#nudges = 2;
     const child = this.#child;
     if (!child) return;
