@@ -52,6 +52,11 @@ async function waitUntil(what: string, cond: () => boolean, timeoutMs = 90_000):
   }
 }
 
+/** The engine's snapshot for the setup whose temp dir is `dir`: on tmpfs, as by default (removed after it). */
+function snapshotPath(dir: string): string {
+  return `/dev/shm/portwatch-floor-${dir.split("/").pop()}.json`;
+}
+
 /** Start setup `key` in `ns`; resolves with the process whose tree is measured, once its probes are attached. */
 async function startSetup(res: Resources, ns: NetNs, key: string, dir: string): Promise<Proc> {
   if (key === "bpftrace") {
@@ -78,7 +83,7 @@ async function startSetup(res: Resources, ns: NetNs, key: string, dir: string): 
     EBPF_ENGINE: "bpftrace",
     EBPF_ONLY: "1",
     LISTENER_URL: listener.url,
-    SNAPSHOT_PATH: `/dev/shm/portwatch-floor-${crypto.randomUUID().slice(0, 8)}.json`,
+    SNAPSHOT_PATH: snapshotPath(dir),
     SPOOL_PATH: `${dir}/spool`,
   }));
   await waitUntil("the engine's 'watching ... with bpftrace events' line", () => {
@@ -162,6 +167,7 @@ export async function runEbpfFloorBench(env = Deno.env): Promise<string> {
         } finally {
           await res.releaseAll();
           await Deno.remove(dir, { recursive: true }).catch(() => {});
+          await Deno.remove(snapshotPath(dir)).catch(() => {});
         }
       }
     }
