@@ -200,8 +200,8 @@ export class BpftraceSource implements SocketEventSource {
         const line = text.slice(start, nl);
         start = nl + 1;
         if (!this.#attached) {
-          const rest = this.#readyLine(line, attached);
-          if (rest !== "") this.#lines.push(rest);
+          const left = this.#readyLine(line, attached);
+          if (left !== "") this.#lines.push(left);
         } else if (line !== "") this.#lines.push(line);
       }
       rest = text.slice(start);
