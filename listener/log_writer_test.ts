@@ -58,6 +58,24 @@ Deno.test("LogWriter: LOG_KEEP bounds the rotated files, newest kept", async () 
   });
 });
 
+Deno.test("LogWriter: a rotation drops files left by a larger LOG_KEEP and shifts the rest, gaps and all", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.log`;
+    for (const i of [1, 2, 5, 9]) await Deno.writeTextFile(`${path}.${i}`, `{"file":${i}}\n`);
+    await Deno.writeTextFile(`${dir}/other.log.1`, "{}\n"); // another log's file: not ours to touch
+    const w = await LogWriter.open({ path, fsync: false, maxBytes: 20, keep: 3 });
+    await w.append(enc.encode(`{"n":1,"pad":"${"y".repeat(30)}"}\n`)); // fills the empty log
+    await w.append(enc.encode(`{"n":2}\n`)); // rotates first
+    await w.close();
+    assert.deepEqual(await logFiles(path), [`${path}.3`, `${path}.2`, `${path}.1`, path]);
+    assert.equal(await Deno.readTextFile(`${path}.3`), `{"file":2}\n`);
+    assert.equal(await Deno.readTextFile(`${path}.2`), `{"file":1}\n`);
+    assert.match(await Deno.readTextFile(`${path}.1`), /"n":1/);
+    assert.equal(await Deno.readTextFile(path), `{"n":2}\n`);
+    assert.equal(await Deno.readTextFile(`${dir}/other.log.1`), "{}\n");
+  });
+});
+
 const isRoot = Deno.uid() === 0;
 if (!isRoot) console.log("skipping the disk-full test: it mounts a tiny tmpfs, which needs root");
 
