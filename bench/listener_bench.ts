@@ -10,6 +10,7 @@ import { freePort, type Memory, Proc } from "./procs.ts";
 import { denoTask } from "./deno_task.ts";
 import { postScript, runWrk, type WrkResult } from "./wrk.ts";
 import { fmtInt, fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
+import { type MachineShare, machineShare, machineTicks } from "./machine_cpu.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
@@ -184,6 +185,8 @@ interface Cell {
   mem: Memory;
   /** Ours: how the resident memory at the end of the run splits (private vs the executable's file pages). */
   split?: RssSplit;
+  /** The whole machine over the measured run: busy, and taken by the hypervisor (steal). */
+  machine: MachineShare;
   check?: LogCheck;
 }
 
@@ -208,6 +211,9 @@ async function runCell(
   opts: ListenerBenchOptions,
 ): Promise<Cell> {
   const perRequest = kind === "ndjson" ? BATCH : 1;
+  // The last cell's log, deleted, may still have dirty pages in writeback: flushed now, so that writeback
+  // does not take CPU from this cell.
+  await new Deno.Command("sync").output();
   const server = await startServer(who, fsync);
   try {
     const script = `${server.dir}/${kind}.lua`;
@@ -220,7 +226,9 @@ async function runCell(
     const run = (seconds: number) =>
       runWrk({ url: `${server.url}/ingest`, connections, seconds, script, timeout: "10s" });
     const warm = await run(opts.warmupSeconds);
+    const before = machineTicks();
     const wrk = await run(opts.seconds);
+    const machine = machineShare(before, machineTicks());
     const mem = await server.proc.memory();
     const split = who === "ours" ? await readRssSplit(server.proc.pid) : undefined;
     let check: LogCheck | undefined;
@@ -230,7 +238,18 @@ async function runCell(
       const slack = (2 * connections + warm.errors + wrk.errors) * perRequest;
       check = { ok: lines >= accepted && lines - accepted <= slack, lines, accepted, slack };
     }
-    return { who, kind, fsync, connections, wrk, eventsPerSec: wrk.rps * perRequest, mem, split, check };
+    return {
+      who,
+      kind,
+      fsync,
+      connections,
+      wrk,
+      eventsPerSec: wrk.rps * perRequest,
+      mem,
+      split,
+      machine,
+      check,
+    };
   } finally {
     await stopServer(server);
   }
@@ -243,7 +262,10 @@ function progress(c: Cell): void {
   console.error(
     `listener: ${what.padEnd(30)} ${fmtInt(c.wrk.rps).padStart(8)} req/s ${
       fmtInt(c.eventsPerSec).padStart(10)
-    } ev/s p50 ${fmtMs(c.wrk.p50Ms)} p99 ${fmtMs(c.wrk.p99Ms)} hwm ${fmtMb(c.mem.hwmMb)} MB${split}${check}`,
+    } ev/s p50 ${fmtMs(c.wrk.p50Ms)} p99 ${fmtMs(c.wrk.p99Ms)} hwm ${
+      fmtMb(c.mem.hwmMb)
+    } MB${split}${check} ` +
+      `machine busy ${c.machine.busyPct.toFixed(0)}% steal ${c.machine.stealPct.toFixed(1)}%`,
   );
 }
 
@@ -283,6 +305,7 @@ const HEADER = [
   "peer p99",
   "ours RSS MB (VmHWM)",
   "peer RSS MB",
+  "steal % ours/peer",
 ];
 const ALIGN = [
   "left",
@@ -296,9 +319,12 @@ const ALIGN = [
   "right",
   "right",
   "right",
+  "right",
 ] as const;
 
 const mem = (m: Memory | undefined) => m ? `${fmtMb(m.rssMb)} (${fmtMb(m.hwmMb)})` : "n/a";
+const steal = (o: Cell | undefined, p: Cell | undefined) =>
+  `${o ? o.machine.stealPct.toFixed(1) : "n/a"} / ${p ? p.machine.stealPct.toFixed(1) : "n/a"}`;
 
 function sectionTable(s: Section, opts: ListenerBenchOptions): string {
   const rows: string[][] = [];
@@ -317,6 +343,7 @@ function sectionTable(s: Section, opts: ListenerBenchOptions): string {
       fmtMs(p?.wrk.p99Ms),
       mem(o?.mem),
       mem(p?.mem),
+      steal(o, p),
     ]);
   }
   for (const n of opts.connections) {
@@ -334,6 +361,7 @@ function sectionTable(s: Section, opts: ListenerBenchOptions): string {
       fmtMs(p?.wrk.p99Ms),
       mem(o?.mem),
       mem(p?.mem),
+      steal(o, p),
     ]);
   }
   return markdownTable(HEADER, rows, [...ALIGN]);
@@ -444,6 +472,10 @@ export async function runListenerBench(opts: ListenerBenchOptions = optionsFromE
       `shows events/s (requests/s x ${BATCH}); its p50/p99 are per ${BATCH}-event request. The peer does not ` +
       `understand NDJSON batches (it would store one message line per request), so its events/s is its ` +
       `single-event requests/s (1 event per request) at the same connection count, from the row above.`,
+    "",
+    "steal: % of all cores' time the hypervisor gave to other guests during the measured run (/proc/stat); " +
+      "figures of runs with more steal are lower. Each cell starts after a `sync`, so no earlier cell's writeback " +
+      "runs during it.",
     "",
     "RSS columns: VmRSS at the end of the measured run (VmHWM, the peak, in parentheses), in MiB, of the server " +
       "process itself (deno run / python3 -m uvicorn, started directly).",
