@@ -226,7 +226,7 @@ export class LogWriter {
     // The rotated files there are, found in one listing: renaming each possible name in turn cost LOG_KEEP
     // renames per rotation (1,000 of them held every request for about 100 ms).
     const dir = dirname(path);
-    const name = new RegExp(`^${escapeRe(basename(path))}\\.(\\d+)$`);
+    const name = new RegExp(`^${escapeRe(basename(path))}\\.([1-9]\\d*)$`); // path.1, path.2, ... as named here
     const rotated: number[] = [];
     for await (const entry of Deno.readDir(dir)) {
       const m = name.exec(entry.name);
@@ -234,9 +234,13 @@ export class LogWriter {
     }
     rotated.sort((a, b) => b - a);
     for (const i of rotated) {
-      // Files at or beyond `keep` (the oldest, or left by an earlier, larger LOG_KEEP) are removed.
-      if (i >= keep) await Deno.remove(`${path}.${i}`);
-      else await Deno.rename(`${path}.${i}`, `${path}.${i + 1}`);
+      // Files at or beyond `keep` (the oldest, or left by an earlier, larger LOG_KEEP) are removed. One that
+      // went away since the listing (removed by hand) is no reason to fail the write.
+      await (i >= keep ? Deno.remove(`${path}.${i}`) : Deno.rename(`${path}.${i}`, `${path}.${i + 1}`)).catch(
+        (e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        },
+      );
     }
     await Deno.rename(path, `${path}.1`);
     this.#file = await Deno.open(path, { append: true, create: true });

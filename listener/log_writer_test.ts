@@ -62,12 +62,22 @@ Deno.test("LogWriter: a rotation drops files left by a larger LOG_KEEP and shift
   await withTempDir(async (dir) => {
     const path = `${dir}/p.log`;
     for (const i of [1, 2, 5, 9]) await Deno.writeTextFile(`${path}.${i}`, `{"file":${i}}\n`);
+    // Not names this writer gives its files: left alone.
+    for (const other of ["p.log.0", "p.log.01"]) await Deno.writeTextFile(`${dir}/${other}`, `{"other":1}\n`);
     await Deno.writeTextFile(`${dir}/other.log.1`, "{}\n"); // another log's file: not ours to touch
     const w = await LogWriter.open({ path, fsync: false, maxBytes: 20, keep: 3 });
     await w.append(enc.encode(`{"n":1,"pad":"${"y".repeat(30)}"}\n`)); // fills the empty log
     await w.append(enc.encode(`{"n":2}\n`)); // rotates first
     await w.close();
-    assert.deepEqual(await logFiles(path), [`${path}.3`, `${path}.2`, `${path}.1`, path]);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
+      "other.log.1",
+      "p.log",
+      "p.log.0",
+      "p.log.01",
+      "p.log.1",
+      "p.log.2",
+      "p.log.3",
+    ]);
     assert.equal(await Deno.readTextFile(`${path}.3`), `{"file":2}\n`);
     assert.equal(await Deno.readTextFile(`${path}.2`), `{"file":1}\n`);
     assert.match(await Deno.readTextFile(`${path}.1`), /"n":1/);
