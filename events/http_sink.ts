@@ -15,10 +15,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { EventSink } from "./sink.ts";
 import type { PortEvent } from "./schema.ts";
-import { type BackoffOptions, DEFAULT_BACKOFF, parseRetryAfter, retryDelay } from "./backoff.ts";
+import { type BackoffOptions, DEFAULT_BACKOFF, retryDelay } from "./backoff.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "./spool.ts";
 import { SendOrder } from "./send_order.ts";
-import { utf8Length } from "./utf8.ts";
+import { toBatches } from "./post_batches.ts";
+import { answerOf, type Attempt, type Failure } from "./ingest_answer.ts";
+import { Signal } from "./signal.ts";
 
 /** How an {@link HttpSink} delivers. */
 export interface HttpSinkOptions {
@@ -71,55 +73,7 @@ export function ingestUrl(url: string | URL): URL {
   return u;
 }
 
-type Failure = { status?: number; retryAfterMs?: number; config: boolean; error: string };
-type Attempt =
-  | { kind: "ok"; duplicates: number }
-  | { kind: "retry"; failure: Failure }
-  | { kind: "refused"; status: number; error: string };
-
-/** Wakes every waiter; a waiter may also give up after `ms`. */
-class Signal {
-  #waiters = new Set<() => void>();
-  fire(): void {
-    const ws = [...this.#waiters];
-    this.#waiters.clear();
-    for (const w of ws) w();
-  }
-  wait(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = () => {
-        clearTimeout(timer);
-        this.#waiters.delete(done);
-        resolve();
-      };
-      this.#waiters.add(done);
-      if (ms !== undefined) timer = setTimeout(done, Math.max(0, ms));
-    });
-  }
-}
-
-/** Events of one POST and their NDJSON lines. */
-interface Batch {
-  events: PortEvent[];
-  lines: string[];
-}
-
 const log = getLogger(["portwatch", "delivery"]);
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** Events' JSON lines already made by the caller (see {@link withJsonLines}), by the events' array. */
-const jsonLines = new WeakMap<PortEvent[], string[]>();
-
-/**
- * Hand `lines` (`JSON.stringify` of each event, in order) along with `events` to an HttpSink's send, so that
- * a caller that serialised them already (the reporter, for its outbox) does not pay for it twice.
- */
-export function withJsonLines(events: PortEvent[], lines: string[]): PortEvent[] {
-  if (lines.length === events.length) jsonLines.set(events, lines);
-  return events;
-}
-
 /** An {@link EventSink} that POSTs to the listener and spools what it cannot deliver yet. */
 export class HttpSink implements EventSink {
   /** The ingest URL posted to. */
@@ -215,7 +169,7 @@ export class HttpSink implements EventSink {
   async #sendNow(events: PortEvent[]): Promise<void> {
     if (events.length === 0) return;
     if (this.spool.pendingRecords > 0) return await this.#toSpool(events);
-    const chunks = this.#chunks(events);
+    const chunks = toBatches(events, this.#maxEvents, this.#maxBytes);
     for (let i = 0; i < chunks.length; i++) {
       const r = await this.#deliver(chunks[i].events, chunks[i].lines);
       if (r.failure) {
@@ -239,29 +193,6 @@ export class HttpSink implements EventSink {
     }
     this.#stats.spooled += events.length;
     this.#work.fire();
-  }
-
-  /** Split into POST-sized batches (count and bytes), each event serialized once for size and body. */
-  #chunks(events: PortEvent[]): Batch[] {
-    const out: Batch[] = [];
-    let cur: Batch = { events: [], lines: [] };
-    let bytes = 0;
-    const made = jsonLines.get(events);
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i];
-      const line = made ? made[i] : JSON.stringify(e);
-      const size = (NON_ASCII.test(line) ? utf8Length(line) : line.length) + 1;
-      if (cur.events.length > 0 && (cur.events.length >= this.#maxEvents || bytes + size > this.#maxBytes)) {
-        out.push(cur);
-        cur = { events: [], lines: [] };
-        bytes = 0;
-      }
-      cur.events.push(e);
-      cur.lines.push(line);
-      bytes += size;
-    }
-    if (cur.events.length > 0) out.push(cur);
-    return out;
   }
 
   /** One POST of NDJSON `lines`; never throws. */
@@ -291,7 +222,7 @@ export class HttpSink implements EventSink {
       const reading = res.text();
       reading.catch(() => {});
       const text = await Promise.race([reading, aborted]);
-      return this.#answer(res.status, text, res.headers.get("retry-after"));
+      return answerOf(res.status, text, res.headers.get("retry-after"));
     } catch (e) {
       return { kind: "retry", failure: { config: false, error: this.#whyFailed(e, timeout.signal) } };
     } finally {
@@ -305,35 +236,6 @@ export class HttpSink implements EventSink {
       : this.#closing.signal.aborted
       ? "closing"
       : (e as Error).message;
-  }
-
-  /** What an answer means: delivered, to retry (and how), or refused. */
-  #answer(s: number, text: string, retryAfter: string | null): Attempt {
-    let error = text.slice(0, 500);
-    let body: Record<string, unknown> | undefined;
-    try {
-      body = JSON.parse(text);
-      if (typeof body?.error === "string") error = body.error;
-    } catch { /* not JSON */ }
-    if (s >= 200 && s < 300) return { kind: "ok", duplicates: Number(body?.duplicates) || 0 };
-    const why = `HTTP ${s}: ${error}`;
-    if (s === 401 || s === 403) {
-      return {
-        kind: "retry",
-        failure: { status: s, config: true, error: `${why} (is LISTENER_TOKEN right?)` },
-      };
-    }
-    if (s === 404 || s === 405 || (s >= 300 && s < 400)) {
-      return {
-        kind: "retry",
-        failure: { status: s, config: true, error: `${why} (is LISTENER_URL right?)` },
-      };
-    }
-    if (s === 408 || s === 429 || s >= 500) {
-      const retryAfterMs = parseRetryAfter(retryAfter);
-      return { kind: "retry", failure: { status: s, retryAfterMs, config: false, error: why } };
-    }
-    return { kind: "refused", status: s, error };
   }
 
   /**

@@ -17,7 +17,7 @@ import {
   trackKey,
 } from "./tracker.ts";
 import { humanLine, toPortEvent } from "./event_build.ts";
-import { withJsonLines } from "../events/http_sink.ts";
+import { withJsonLines } from "../events/post_batches.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 const human = getLogger(["portwatch", "ports"]);
