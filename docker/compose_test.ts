@@ -16,7 +16,7 @@ import { loadConfig } from "../listener/config.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
 import { deliveryConfigFromEnv } from "../events/delivery_config.ts";
 import { loadEbpfConfig } from "../ebpf/config.ts";
-import { traceeSettingsFromEnv } from "../ebpf/tracee/adapter.ts";
+import { traceeSettingsFromEnv } from "../ebpf/tracee/settings.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url)).replace(/\/$/, "");
 const LISTENER = "listner-api";

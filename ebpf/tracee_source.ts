@@ -6,7 +6,8 @@
 import type { EnvSource } from "../events/env.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import { readTraceeFile, runTracee, traceeSettingsFromEnv, type TraceeStream } from "./tracee/adapter.ts";
+import { readTraceeFile, runTracee, type TraceeStream } from "./tracee/run.ts";
+import { traceeSettingsFromEnv } from "./tracee/settings.ts";
 
 /** Tracee prints nothing when its probes are attached: it counts as ready once it has run this long. */
 const SETTLE_MS = 2000;

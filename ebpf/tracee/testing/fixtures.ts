@@ -28,3 +28,11 @@ if (found === undefined) {
 
 /** The fixtures folder, ending in `/`. */
 export const TRACEE_FIXTURES: string = found.endsWith("/") ? found : `${found}/`;
+
+/** The adapter's expected events for each fixture (`<fixture>.json`), ending in `/`. */
+export const TRACEE_EXPECTED: string = new URL("../expected/", import.meta.url).pathname;
+
+/** The lines of fixture file `name`. */
+export function fixtureLines(name: string): string[] {
+  return Deno.readTextFileSync(TRACEE_FIXTURES + name).split("\n");
+}
