@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { crc32, Spool, SpoolFullError } from "./spool.ts";
+import { Spool, SpoolFullError } from "./spool.ts";
 import type { PortEvent } from "./schema.ts";
 import { portEventFixture } from "./testing_events.ts";
 
@@ -19,10 +19,6 @@ function ev(over: Record<string, unknown> = {}): PortEvent {
 }
 
 const ids = (events: PortEvent[]) => events.map((e) => e.id);
-
-Deno.test("crc32 matches the IEEE check value", () => {
-  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
-});
 
 Deno.test("spool: append, read in order, ack, drained compaction", async () => {
   await withDir(async (dir) => {
