@@ -10,7 +10,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { ConfigError } from "./events/env.ts";
-import { startListener } from "./listener/main.ts";
+import { ListenError } from "./events/listen_error.ts";
+import { type RunningListener, startListener } from "./listener/main.ts";
 import { StoreSink } from "./listener/store_sink.ts";
 import { loadWatcherConfig } from "./watcher/config.ts";
 import { runUntilSignal } from "./watcher/run_until_signal.ts";
@@ -26,31 +27,37 @@ export async function runStart(args: string[], env = Deno.env): Promise<number> 
   // The listener serves its own metrics at /metrics; the watcher's are on METRICS_PORT when it is set.
   const metrics = new WatcherMetrics();
   let metricsServer: MetricsServer | undefined;
+  let listener: RunningListener | undefined;
   try {
     const config = loadWatcherConfig(allNetns ? ["--all-netns"] : [], env);
     if (config === "help") return 0;
     const ebpf = loadEbpfConfig(env);
-    const listener = await startListener(listenerArgs, env);
+    // first, before any watcher: LISTENER_PORT in use (a ListenError) stops us with nothing started
+    listener = await startListener(listenerArgs, env);
     if (!listener) return 0; // --help
+    const running = listener;
     metricsServer = startMetricsServer(config, metrics);
-    const engine = await startEngine(config, ebpf, metrics.countSink(new StoreSink(listener.store)), env);
+    const engine = await startEngine(config, ebpf, metrics.countSink(new StoreSink(running.store)), env);
     metrics.watchStarted(engine);
     getLogger(["portwatch", "start"]).info(
       "portwatch is running: listener {url}, log {log}; watching {scope} with {describe}. Ctrl-C stops it.",
       {
-        url: listener.url,
-        log: listener.store.options.path,
+        url: running.url,
+        log: running.store.options.path,
         scope: config.allNetns ? "every network namespace on this host" : "this host's network namespace",
         describe: engine.describe,
       },
     );
     return await runUntilSignal(engine, async () => {
-      await listener.shutdown();
+      listener = undefined; // shut down here, not again below
+      await running.shutdown();
       await metricsServer?.shutdown();
     });
   } catch (e) {
+    // a start that fails half-way (METRICS_PORT in use, no engine) stops what it started
     await metricsServer?.shutdown();
-    if (e instanceof ConfigError || e instanceof NoEngineError) {
+    await listener?.shutdown().catch(() => {}); // the first error is the one to report
+    if (e instanceof ConfigError || e instanceof NoEngineError || e instanceof ListenError) {
       console.error(`portwatch: ${e.message}`);
       return e instanceof ConfigError ? 2 : 1;
     }

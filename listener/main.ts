@@ -2,6 +2,7 @@
 import { getLogger } from "@logtape/logtape";
 import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
+import { ListenError, listenError, type ListenSettings } from "../events/listen_error.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./store.ts";
 import type { PgStore } from "./pg/store.ts";
@@ -19,7 +20,10 @@ export interface RunningListener {
   shutdown(): Promise<void>;
 }
 
-/** Start a listener from flags and environment. */
+/**
+ * Start a listener from flags and environment. Throws ConfigError on a bad setting and ListenError (the store
+ * closed again) when it cannot bind its address, e.g. LISTENER_PORT in use.
+ */
 export async function startListener(args: string[], env = Deno.env): Promise<RunningListener | undefined> {
   const config = loadConfig(args, env);
   if (config === "help") {
@@ -41,11 +45,19 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     // commit should carry many requests, not the file store's memory-bounded few.
     ingestBytes: config.storeUrl ? PG_INGEST_BYTES : INGEST_BYTES,
   });
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: () => {},
-  }, app.fetch);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: () => {},
+    }, app.fetch);
+  } catch (e) {
+    // the port is taken (or not ours to take): close the store and say so in one line, no stack trace
+    closing.abort();
+    await store.close();
+    throw listenError(e, config.host, config.port, listenSettings(args)) ?? e;
+  }
   const url = `http://${
     server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname
   }:${server.addr.port}`;
@@ -73,6 +85,15 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
       await server.shutdown();
       await store.close();
     },
+  };
+}
+
+/** Where the listener's host and port came from: the flag when given, else the variable. */
+function listenSettings(args: string[]): ListenSettings {
+  const given = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  return {
+    host: given("--host") ? "--host" : "LISTENER_HOST",
+    port: given("--port") ? "--port" : "LISTENER_PORT",
   };
 }
 
@@ -137,6 +158,10 @@ if (import.meta.main) {
     if (e instanceof ConfigError) {
       console.error(`portwatch listener: ${e.message}`);
       Deno.exit(2);
+    }
+    if (e instanceof ListenError) {
+      console.error(`portwatch listener: ${e.message}`);
+      Deno.exit(1);
     }
     if (e instanceof Error && e.name === "StoreOpenError") { // pg/store.ts, loaded only with STORE_URL
       console.error(`portwatch listener: ${e.message}`);

@@ -3,6 +3,7 @@ import { NetlinkSource } from "./netlink.ts";
 import { type InodePids, PidResolver, walkFfi, walkPure } from "./pid_resolver.ts";
 import { ProcNetSource } from "./proc_net.ts";
 import { Holder, pythonSkipReason, run, skipIf, waitFor } from "./testing/netns.ts";
+import { denoForUser } from "./testing/user_deno.ts";
 
 const noPython = pythonSkipReason();
 const WALKERS = ["ffi", "pure"] as const;
@@ -191,37 +192,23 @@ Deno.test({
     "walkers as nobody",
   ),
   async fn() {
-    const dir = Deno.makeTempDirSync({ prefix: "pwtest-" });
-    try {
-      Deno.chmodSync(dir, 0o755);
-      const mod = JSON.stringify(new URL("./pid_resolver.ts", import.meta.url).href);
-      Deno.writeTextFileSync(
-        `${dir}/probe.ts`,
-        `import { walkFfi, walkPure } from ${mod};
+    // npx's deno sits under /root, which nobody cannot read: the helper copies it out when it must
+    await using deno = await denoForUser();
+    const dir = deno.dir;
+    const mod = JSON.stringify(new URL("./pid_resolver.ts", import.meta.url).href);
+    Deno.writeTextFileSync(
+      `${dir}/probe.ts`,
+      `import { walkFfi, walkPure } from ${mod};
 const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const a = walkFfi(), b = walkPure();
 const mine = [...a].filter(([, pids]) => pids.includes(Deno.pid)).length;
 console.log("ok", a.size === b.size, mine);
 l.close();`,
-      );
-      const r = await run([
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "env",
-        `DENO_DIR=${dir}/cache`,
-        `HOME=${dir}`,
-        Deno.execPath(),
-        "run",
-        "--no-lock",
-        "--no-config",
-        "--allow-all",
-        `${dir}/probe.ts`,
-      ], { check: false, timeoutMs: 30_000 });
-      assert.match(r.stdout, /^ok true [1-9]\d*/, r.stdout + r.stderr);
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
+    );
+    const r = await run(
+      deno.command(["run", "--no-lock", "--no-config", "--allow-all", `${dir}/probe.ts`]),
+      { check: false, timeoutMs: 30_000 },
+    );
+    assert.match(r.stdout, /^ok true [1-9]\d*/, r.stdout + r.stderr);
   },
 });
