@@ -48,7 +48,7 @@ export interface EventEngineOptions {
 /** Event-driven engine over any SocketEventSource. */
 export class EventEngine {
   readonly poll: PollingEngine;
-  readonly ledger = new SocketLedger();
+  readonly ledger: SocketLedger;
   readonly stats: EventEngineStats = { events: 0, ignored: 0, reconciles: 0, drift: 0, lost: 0 };
   #own = netnsInode();
   #chain: Promise<unknown> = Promise.resolve();
@@ -68,6 +68,9 @@ export class EventEngine {
       shutdownSource: "shutdown-ebpf",
     });
     this.poll.onNamespaceGone = (netns) => this.ledger.dropNamespace(netns);
+    // The runtime-owned sockets are hidden by the same filter as polling's (REPORT_RUNTIME_SOCKETS).
+    const runtimeSockets = this.poll.runtimeSockets;
+    this.ledger = new SocketLedger({ hides: (netns, pids) => runtimeSockets.hides(netns, pids) });
   }
 
   /** Restore the snapshot, seed the ledger from a scan (after the probes are attached), report the diff. */

@@ -61,8 +61,23 @@ function endedAfter(end: number | undefined, open: number | undefined): boolean 
   return end !== undefined && open !== undefined && end > open;
 }
 
-/** Sockets by key, with indexes by pid:fd, by kernel address and by port. */
+/** Options of {@link SocketLedger}. */
+export interface SocketLedgerOptions {
+  /**
+   * Sockets not to observe (kept in the ledger, left out of observations): the runtime-owned ones (see
+   * watcher/runtime_sockets.ts), given the socket's namespace and its holders.
+   */
+  hides?: (netns: number, pids: Iterable<number>) => boolean;
+}
+
+/**
+ * Sockets by key, with indexes by pid:fd, by kernel address and by port. Sockets `options.hides` names stay in
+ * the ledger (reconciliation sees them as known) but are not observed as ports.
+ */
 export class SocketLedger {
+  /** A ledger; see {@link SocketLedgerOptions}. */
+  constructor(readonly options: SocketLedgerOptions = {}) {}
+
   #sockets = new Map<string, LiveSocket>();
   #byPort = new Map<string, Set<string>>();
   /** The ports whose sockets the last apply() added or removed (for incremental tracking). */
@@ -444,14 +459,17 @@ export class SocketLedger {
     const inodes: number[] = [];
     let family: 4 | 6 = 6;
     let container: LiveSocket["container"];
+    const hides = this.options.hides;
     for (const k of keys) {
       const s = this.#sockets.get(k)!;
+      if (hides?.(s.netns, s.pids)) continue;
       if (s.family === 4) family = 4;
       addrs.add(s.addr);
       if (s.inode !== undefined) inodes.push(s.inode);
       for (const p of s.pids) pids.add(p);
       container ??= s.container;
     }
+    if (addrs.size === 0) return undefined; // every socket on it is hidden
     const obs: PortObservation = {
       proto: ref.proto,
       port: ref.port,
@@ -467,7 +485,9 @@ export class SocketLedger {
   /** The ports open in `netns`, as a polling scan would observe them. */
   observations(netns: number): PortObservation[] {
     const byPort = new Map<string, { obs: PortObservation; addrs: Set<string>; pids: Set<number> }>();
+    const hides = this.options.hides;
     for (const s of this.sockets(netns)) {
+      if (hides?.(s.netns, s.pids)) continue;
       const k = `${s.proto}/${s.port}/${s.container?.id ?? ""}`;
       let g = byPort.get(k);
       if (!g) {

@@ -58,7 +58,20 @@ const fields = {
   pids: z.array(pid).describe("pids that hold the socket now (empty on close)"),
   last_pids: z.array(pid).optional().describe("on close: the pids that held it last"),
   container_id: z.string().nullable().describe("container id, or null on a host"),
-  container_name: z.string().nullable().describe("container name, or null on a host"),
+  container_name: z.string().nullable().describe(
+    "container name as `docker ps` shows it (from the runtime's state on disk, else the container's host name), " +
+      "or null on a host",
+  ),
+  image: z.string().nullable().optional().describe(
+    "the container's image as the user gave it (e.g. debian:bookworm), from the runtime's state on disk; " +
+      "null when unknown or on a host",
+  ),
+  compose_project: z.string().nullable().optional().describe(
+    "compose project of the container (label com.docker.compose.project); null when none or unknown",
+  ),
+  compose_service: z.string().nullable().optional().describe(
+    "compose service of the container (label com.docker.compose.service); null when none or unknown",
+  ),
   source: z.enum(SOURCES).describe("the engine that saw the change"),
   observed_at: z.iso.datetime({ offset: true }).describe("the watcher's clock when the change was seen"),
   host: z.string().min(1).describe("host name of the machine the watcher runs on"),

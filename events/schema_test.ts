@@ -82,3 +82,22 @@ Deno.test("docs/*.schema.json are the JSON Schemas generated from the zod contra
     assert.ok(f in props, f);
   }
 });
+
+Deno.test("PortEvent: image and compose labels are optional, nullable strings, documented in the JSON Schema", () => {
+  const attributed = {
+    ...full,
+    image: "debian:bookworm",
+    compose_project: "portwatch",
+    compose_service: "web",
+  };
+  assert.ok(PortEventSchema.safeParse(attributed).success);
+  assert.ok(
+    PortEventSchema.safeParse({ ...full, image: null, compose_project: null, compose_service: null }).success,
+  );
+  assert.ok(!PortEventSchema.safeParse({ ...full, image: 7 }).success);
+  assert.ok(
+    IngestEventSchema.safeParse({ event: "open", port: 1, source: "polling", compose_service: null }).success,
+  );
+  const props = (eventJsonSchema() as { properties: Record<string, { description?: string }> }).properties;
+  for (const f of ["image", "compose_project", "compose_service"]) assert.ok(props[f]?.description, f);
+});

@@ -10,6 +10,11 @@ export interface OpenPort {
   host: string | null;
   container_id: string | null;
   container_name: string | null;
+  /** The container's image as given, when the watcher read it (null for older watchers and hosts). */
+  image: string | null;
+  /** Compose's project and service of the container, when it is a compose one. */
+  compose_project: string | null;
+  compose_service: string | null;
   netns: number | null;
   proto: string | null;
   port: number;
@@ -86,6 +91,9 @@ export class PortsState {
       prev.host = str(r.host);
       prev.container_id = str(r.container_id);
       prev.container_name = str(r.container_name);
+      prev.image = str(r.image);
+      prev.compose_project = str(r.compose_project);
+      prev.compose_service = str(r.compose_service);
       prev.netns = num(r.netns);
       prev.proto = str(r.proto);
       prev.family = num(r.family);
@@ -101,6 +109,9 @@ export class PortsState {
       host: str(r.host),
       container_id: str(r.container_id),
       container_name: str(r.container_name),
+      image: str(r.image),
+      compose_project: str(r.compose_project),
+      compose_service: str(r.compose_service),
       netns: num(r.netns),
       proto: str(r.proto),
       port: r.port,

@@ -16,6 +16,7 @@ import {
 } from "../events/env.ts";
 import { parsePortList, type PortSet } from "../events/port_list.ts";
 import { DEFAULT_SNAPSHOT_PATH } from "./snapshot.ts";
+import { DEFAULT_HOST_NAME_FILE, hostNameFileFrom, stateDirsFrom } from "./attribution_settings.ts";
 
 /** Which socket source to use. */
 export type Backend = "auto" | "netlink" | "proc" | "ss";
@@ -41,6 +42,15 @@ export interface WatcherConfig {
   metricsPort?: number;
   /** Address the metrics endpoint binds (default 127.0.0.1). */
   metricsHost?: string;
+  /**
+   * Where containers' names, images and compose labels are read (CONTAINER_STATE_DIRS; default: Docker's,
+   * containerd's and containers/storage's state directories, here and under /host). Unset: the defaults.
+   */
+  containerStateDirs?: string[];
+  /** A file holding the host's name, read when pid 1's is hidden (HOST_NAME_FILE); null: none. */
+  hostNameFile?: string | null;
+  /** Report runtime-owned sockets (Docker's embedded DNS) as the container's ports (REPORT_RUNTIME_SOCKETS). */
+  reportRuntimeSockets?: boolean;
 }
 
 /** Where the metrics endpoint binds unless METRICS_HOST says otherwise. */
@@ -65,6 +75,13 @@ Settings (environment):
   WATCH_SCOPE       "host" watches every network namespace (same as --all-netns); default: own namespace
   LISTENER_URL      where to POST events (unset: JSON lines on stdout); see the README for delivery settings
   CONTAINER_ID, CONTAINER_NAME, HOST_NAME   identity overrides
+  HOST_NAME_FILE    the host's name, read when pid 1's /etc/hostname is hidden (default ${DEFAULT_HOST_NAME_FILE};
+                    mount the host's /etc/hostname there read-only), "none" to skip
+  CONTAINER_STATE_DIRS  runtime state read for container names, images and compose labels, ":"-separated
+                    (default: /var/lib/docker/containers, containerd's io.containerd.runtime.v2.task, Podman's
+                    and CRI-O's overlay-containers, each also under /host), "none" to read none
+  REPORT_RUNTIME_SOCKETS  1: report sockets no process of their namespace holds (Docker's embedded DNS on
+                    127.0.0.11) as the container's ports; default 0
   VERBOSE_LSOF      1: print the owning processes of each new port (like the seed's lsof dump, from /proc)
   SHUTDOWN_TIMEOUT  seconds to deliver shutdown events before leaving them in the spool (default 5)
   LOG_LEVEL         debug, info, warning, error (default info)
@@ -101,6 +118,7 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
   const level = get("LOG_LEVEL");
   const metricsPort = get("METRICS_PORT");
   const metricsHost = get("METRICS_HOST");
+  const runtimeSockets = get("REPORT_RUNTIME_SOCKETS");
   if (scope && scope.value !== "host" && scope.value !== "netns") {
     throw new ConfigError(
       scope.name,
@@ -139,5 +157,8 @@ export function loadWatcherConfig(args: string[], env: EnvSource): WatcherConfig
     logLevel: (level?.value as WatcherConfig["logLevel"]) ?? "info",
     metricsPort: metricsPort ? parsePort(metricsPort.name, metricsPort.value) : undefined,
     metricsHost: metricsHost?.value ?? DEFAULT_METRICS_HOST,
+    containerStateDirs: stateDirsFrom(env),
+    hostNameFile: hostNameFileFrom(env),
+    reportRuntimeSockets: runtimeSockets ? parseBool(runtimeSockets.name, runtimeSockets.value) : false,
   };
 }

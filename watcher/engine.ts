@@ -8,7 +8,10 @@ import type { EventSink } from "../events/sink.ts";
 import type { PortEvent, Source } from "../events/schema.ts";
 import type { EnvSource } from "../events/env.ts";
 import type { WatcherConfig } from "./config.ts";
-import { detectIdentity, type Identity, netnsInode } from "./identity.ts";
+import { detectHostInfo, hostFallbackWarning, type Identity, identityOfPid, netnsInode } from "./identity.ts";
+import { DEFAULT_CONTAINER_STATE_DIRS, DEFAULT_HOST_NAME_FILE } from "./attribution_settings.ts";
+import { ContainerMetaLookup } from "./runtime_lookup.ts";
+import { RuntimeSocketFilter } from "./runtime_sockets.ts";
 import { NamespaceWatcher } from "./namespaces.ts";
 import { observePorts } from "./observe.ts";
 import { PidResolver } from "./pid_resolver.ts";
@@ -79,6 +82,10 @@ export interface EngineOptions {
 export class PollingEngine {
   readonly tracker: PortTracker;
   readonly resolver = new PidResolver();
+  /** Containers' names, images and compose labels from the runtimes' state (CONTAINER_STATE_DIRS), per id. */
+  readonly containers: ContainerMetaLookup;
+  /** Hides runtime-owned sockets (unless REPORT_RUNTIME_SOCKETS=1); the eBPF engines' ledger uses it too. */
+  readonly runtimeSockets: RuntimeSocketFilter;
   readonly stats: EngineStats = { scans: 0, events: 0, lastScanMs: 0, scanErrors: 0 };
   readonly reporter: Reporter;
   #scopes = new Map<number, Scope>();
@@ -92,7 +99,16 @@ export class PollingEngine {
 
   constructor(readonly options: EngineOptions) {
     this.tracker = new PortTracker(options.config.graceMs);
-    this.#self = detectIdentity(options.env);
+    this.containers = new ContainerMetaLookup(
+      options.config.containerStateDirs ?? DEFAULT_CONTAINER_STATE_DIRS,
+    );
+    this.runtimeSockets = new RuntimeSocketFilter({ report: options.config.reportRuntimeSockets ?? false });
+    const host = detectHostInfo(options.env);
+    this.#hostWarning = hostFallbackWarning(
+      host,
+      options.config.hostNameFile === undefined ? DEFAULT_HOST_NAME_FILE : options.config.hostNameFile,
+    );
+    this.#self = identityOfPid(options.env, host.host, "self", "/proc", this.containers);
     this.#source = options.source ?? "polling";
     const scope = options.config.allNetns ? "host-wide" : `netns:${netnsInode()}`;
     this.#owner = `${this.#self.host}/${this.#self.container_id ?? "-"}/${scope}`;
@@ -105,8 +121,12 @@ export class PollingEngine {
       verbose: options.config.verbose,
       withWhere: options.config.allNetns,
       identityOf: (netns) => this.#scopes.get(netns)?.identity,
+      containerMeta: (id) => this.containers.get(id),
     });
   }
+
+  /** Set when the host's name could not be read (logged once by start()). */
+  readonly #hostWarning: string | undefined;
 
   /** The identity of this watcher (host, container). */
   get identity(): Identity {
@@ -121,9 +141,13 @@ export class PollingEngine {
   /** Set up scopes and read the snapshot; call once before scanning. */
   async start(): Promise<void> {
     const { config } = this.options;
+    if (this.#hostWarning !== undefined) log.warn("{warning}", { warning: this.#hostWarning });
     await this.reporter.restore();
     if (config.allNetns) {
-      this.#namespaces = new NamespaceWatcher("/proc", { env: this.options.env });
+      this.#namespaces = new NamespaceWatcher("/proc", {
+        env: this.options.env,
+        containers: this.containers,
+      });
       this.#refreshNamespaces();
     } else {
       const chosen = openSource(config.backend);
@@ -248,7 +272,8 @@ export class PollingEngine {
     const started = performance.now();
     const out: PortEvent[] = [];
     for (const { netns, sockets, owners } of await this.rawScan(refreshNamespaces)) {
-      const observed = observePorts(sockets, (inode) => owners.get(inode));
+      const pidsOf = (inode: number) => owners.get(inode);
+      const observed = observePorts(this.runtimeSockets.keep(netns, sockets, pidsOf), pidsOf);
       out.push(
         ...await this.#emit(
           this.tracker.observe(netns, observed, Date.now()),

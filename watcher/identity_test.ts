@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { ConfigError, envOf } from "../events/env.ts";
-import { detectHost, detectIdentity, type Identity, isShortIdHostname, netnsInode } from "./identity.ts";
+import {
+  detectHost,
+  detectHostInfo,
+  detectIdentity,
+  hostFallbackWarning,
+  type Identity,
+  isShortIdHostname,
+  netnsInode,
+} from "./identity.ts";
+import { ContainerMetaLookup } from "./runtime_lookup.ts";
 import { NetNs, netnsSkipReason, skipIf } from "./testing/netns.ts";
 
 const FIXTURES = new URL("./testing/fixtures/cgroup/", import.meta.url);
@@ -183,6 +192,90 @@ Deno.test("detectHost: HOST_NAME, NODE_NAME, the shared UTS namespace, pid 1's /
       kernelHostname: "own2",
     });
     assert.equal(detectHost(envOf({}), proc2.dir), "own2");
+  }
+});
+
+Deno.test("detectHostInfo: HOST_NAME_FILE before the own host name when pid 1's is hidden; the warning", () => {
+  const utsOther = "uts:[4026532999]";
+  const dir = Deno.makeTempDirSync({ prefix: "pw-hostfile-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/hostname`, "real-host\n");
+    // pid 1 hidden (hidepid, or not ours): no ns/uts, no root/etc/hostname.
+    using proc = fakeProc({ pids: { self: { uts: utsOther } }, kernelHostname: "3f4e1c2b9a7d" });
+    const file = envOf({ HOST_NAME_FILE: `${dir}/hostname` });
+    assert.deepEqual(detectHostInfo(file, proc.dir), { host: "real-host", source: "file" });
+    const missing = envOf({ HOST_NAME_FILE: `${dir}/nope` });
+    const own = detectHostInfo(missing, proc.dir);
+    assert.deepEqual(own, { host: "3f4e1c2b9a7d", source: "own" });
+    const warning = hostFallbackWarning(own, `${dir}/nope`);
+    assert.match(warning ?? "", /host's name cannot be read/);
+    assert.match(warning ?? "", /set HOST_NAME, or mount the host's \/etc\/hostname read-only at /);
+    assert.match(warning ?? "", /"3f4e1c2b9a7d"/);
+    assert.equal(hostFallbackWarning({ host: "real-host", source: "file" }, `${dir}/hostname`), undefined);
+    assert.equal(detectHostInfo(envOf({ HOST_NAME: "h" }), proc.dir).source, "setting");
+    assert.throws(() => detectHostInfo(envOf({ HOST_NAME_FILE: "relative" }), proc.dir), ConfigError);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("detectIdentity: with the runtime's state, the name docker ps shows, the image, compose labels", () => {
+  const state = Deno.makeTempDirSync({ prefix: "pw-state-" });
+  try {
+    Deno.mkdirSync(`${state}/containers/${D}`, { recursive: true });
+    Deno.writeTextFileSync(
+      `${state}/containers/${D}/config.v2.json`,
+      JSON.stringify({
+        ID: D,
+        Name: "/portwatcher",
+        Config: {
+          Image: "portwatch_portwatcher",
+          Labels: {
+            "com.docker.compose.project": "portwatch",
+            "com.docker.compose.service": "portwatcher",
+          },
+        },
+      }),
+    );
+    using proc = fakeProc({
+      pids: {
+        1: { cgroup: "docker-v1-cgroupfs.cgroup", hostname: `${D.slice(0, 12)}\n` },
+        self: { cgroup: "host-v2-systemd.cgroup" },
+      },
+      kernelHostname: "whatever",
+    });
+    const lookup = new ContainerMetaLookup([`${state}/nowhere`, `${state}/containers`]);
+    const want: Identity = {
+      host: "node-a",
+      container_id: D,
+      container_name: "portwatcher",
+      runtime: "docker",
+      image: "portwatch_portwatcher",
+      compose_project: "portwatch",
+      compose_service: "portwatcher",
+    };
+    assert.deepEqual(detectIdentity(HOST, 1, proc.dir, lookup), want);
+    // A short CONTAINER_ID is completed to the full id; CONTAINER_NAME still overrides the name.
+    const self = detectIdentity(
+      envOf({ HOST_NAME: "node-a", CONTAINER_ID: D.slice(0, 12), CONTAINER_NAME: "mine" }),
+      "self",
+      proc.dir,
+      lookup,
+    );
+    assert.deepEqual(self, { ...want, container_name: "mine", runtime: null });
+    // Without the state: the hostname rule (the short id says nothing), and the new fields are null.
+    assert.deepEqual(detectIdentity(HOST, 1, proc.dir, new ContainerMetaLookup([])), {
+      ...want,
+      container_name: null,
+      image: null,
+      compose_project: null,
+      compose_service: null,
+    });
+    assert.equal(lookup.stats.reads, 2, "read once per id (the full id and the short one)");
+    detectIdentity(HOST, 1, proc.dir, lookup);
+    assert.equal(lookup.stats.reads, 2);
+  } finally {
+    Deno.removeSync(state, { recursive: true });
   }
 });
 

@@ -15,6 +15,7 @@
  */
 import type { EnvSource } from "../events/env.ts";
 import { detectHost, type Identity, identityOfPid } from "./identity.ts";
+import type { ContainerMetaLookup } from "./runtime_lookup.ts";
 
 /** One network namespace. */
 export interface NetNamespace {
@@ -38,6 +39,8 @@ export interface DiscoverOptions {
   netnsDir?: string;
   /** HOST_NAME / NODE_NAME for `identity.host` (default: Deno.env). CONTAINER_ID/NAME are not applied. */
   env?: EnvSource;
+  /** Where containers' names, images and compose labels are read (default: none, the host name rule). */
+  containers?: ContainerMetaLookup;
 }
 
 const NET_LINK = /^net:\[(\d+)\]$/;
@@ -120,6 +123,7 @@ function build(
   proc: string,
   netnsDir: string,
   keep: (inode: number, pids: number[]) => { pid: number; identity: Identity } | undefined,
+  containers?: ContainerMetaLookup,
 ): NetNamespace[] {
   const host = detectHost(env, proc);
   const nameOf = new Map<number, string>();
@@ -128,7 +132,7 @@ function build(
   for (const [inode, pids] of members) {
     const kept = keep(inode, pids);
     const pid = kept?.pid ?? pids[0];
-    const identity = kept?.identity ?? identityOfPid(env, host, pid, proc);
+    const identity = kept?.identity ?? identityOfPid(env, host, pid, proc, containers);
     const ns: NetNamespace = { inode, pid, pids, identity, path: `${proc}/${pid}/ns/net` };
     const name = nameOf.get(inode);
     if (name !== undefined) ns.name = name;
@@ -161,6 +165,7 @@ export function discoverNamespaces(proc = "/proc", options: DiscoverOptions = {}
     proc,
     netnsDir,
     () => undefined,
+    options.containers,
   );
 }
 
@@ -186,6 +191,7 @@ export class NamespaceWatcher {
   readonly #proc: string;
   readonly #netnsDir: string;
   readonly #env: EnvSource;
+  readonly #containers?: ContainerMetaLookup;
   #known = new Map<number, NetNamespace>();
 
   /** A watcher over `proc` (default "/proc"); nothing is read until {@link NamespaceWatcher.refresh}. */
@@ -193,6 +199,7 @@ export class NamespaceWatcher {
     this.#proc = proc;
     this.#netnsDir = (options.netnsDir ?? "/run/netns").replace(/\/+$/, "");
     this.#env = hostOnly(options.env ?? defaultEnv());
+    this.#containers = options.containers;
   }
 
   /** The namespaces as of the last refresh. */
@@ -209,7 +216,7 @@ export class NamespaceWatcher {
       const old = prev.get(inode);
       return old !== undefined && old.pid !== 0 && pids.includes(old.pid) ? old : undefined;
     };
-    const current = build(members, named, this.#env, this.#proc, this.#netnsDir, keep);
+    const current = build(members, named, this.#env, this.#proc, this.#netnsDir, keep, this.#containers);
     const added: NetNamespace[] = [];
     const removed: NetNamespace[] = [];
     const memberChanged: NetNamespace[] = [];

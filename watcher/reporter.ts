@@ -17,6 +17,7 @@ import {
   trackKey,
 } from "./tracker.ts";
 import { humanLine, toPortEvent } from "./event_build.ts";
+import type { ContainerMeta } from "./runtime_state.ts";
 import { withJsonLines } from "../events/post_batches.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
@@ -50,6 +51,8 @@ export interface ReporterOptions {
   withWhere: boolean;
   /** The identity of a namespace, when the engine knows it. */
   identityOf: (netns: number) => Identity | undefined;
+  /** What the runtime's state says about a container the engine named per socket (Tracee), by id. */
+  containerMeta?: (id: string) => ContainerMeta | null;
 }
 
 /** Whether two lists of field values are the same, value by value (objects by identity). */
@@ -127,7 +130,7 @@ export class Reporter {
     opts: { wait?: boolean } = {},
   ): Promise<PortEvent[]> {
     if (changes.length === 0) return [];
-    const { resolver, verbose, withWhere, identityOf } = this.options;
+    const { resolver, verbose, withWhere, identityOf, containerMeta } = this.options;
     const now = new Date();
     const events = changes.map((c) => {
       const proc = c.kind === "open" && c.port.pids.length > 0
@@ -139,6 +142,7 @@ export class Reporter {
         source,
         now,
         proc ? { ...proc } : undefined,
+        containerMeta,
       );
     });
     const lines: string[] = [];

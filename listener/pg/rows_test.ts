@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Record_ } from "../validate.ts";
-import { eventColumns, eventRow, lineOf, NULL, portRows, SEP } from "./rows.ts";
+import { eventColumns, eventRow, lineOf, NULL, openPortOf, portRows, SEP } from "./rows.ts";
 
 const rec = (over: Record<string, unknown>): Record_ => ({
   ts: "2026-11-25T08:00:00.000Z",
@@ -42,4 +42,19 @@ Deno.test("rows: one port update per port, the newest event, since from the trai
   assert.equal(JSON.parse(p80.entry).event_id, "c");
   const [closed] = portRows([rec({ observed_at: at(1), id: "e", event: "close" })]);
   assert.deepEqual([closed.open, closed.entry], [false, ""]);
+});
+
+Deno.test("rows: an open port's entry keeps image and compose labels; entries older than them read as null", () => {
+  const [row] = portRows([
+    rec({ image: "debian:bookworm", compose_project: "portwatch", compose_service: "portwatcher" }),
+  ]);
+  const open = openPortOf(row.entry, row.since);
+  assert.deepEqual([open.image, open.compose_project, open.compose_service], [
+    "debian:bookworm",
+    "portwatch",
+    "portwatcher",
+  ]);
+  const { image: _i, compose_project: _p, compose_service: _s, ...old } = JSON.parse(row.entry);
+  const before = openPortOf(JSON.stringify(old), row.since);
+  assert.deepEqual([before.image, before.compose_project, before.compose_service], [null, null, null]);
 });

@@ -73,6 +73,9 @@ function applyPort(/** @type {any} */ r) {
     host: str(r.host),
     container_id: str(r.container_id),
     container_name: str(r.container_name),
+    image: str(r.image),
+    compose_project: str(r.compose_project),
+    compose_service: str(r.compose_service),
     netns: num(r.netns),
     proto: str(r.proto),
     port: r.port,
@@ -482,6 +485,7 @@ function renderPorts() {
     if (name && first.container_id && first.container_id.slice(0, 12) !== name) {
       caption.append(" ", el("span", "cap-id", first.container_id.slice(0, 12)));
     }
+    if (first.image) caption.append(" ", el("span", "cap-image", first.image));
     caption.append(el("span", "cap-host", ` on ${first.host ?? "unknown host"}`));
     caption.append(el("span", "cap-count", ` · ${list.length} ${list.length === 1 ? "port" : "ports"}`));
     table.append(caption);
