@@ -1,13 +1,14 @@
 # portwatch: the seed's Makefile workflow with just (npm i -g rust-just).
-# With a Docker engine the recipes drive compose.yaml; without one (or PORTWATCH_RUNTIME=netns) the same stack
-# runs as processes, each "container" a network namespace with its own cgroup (see stack/).
+# With a Docker engine and compose (v2 `docker compose` or v1 `docker-compose`) the recipes drive compose.yaml;
+# without them (or PORTWATCH_RUNTIME=netns) the same stack runs as processes, each "container" a network
+# namespace with its own cgroup (see stack/). Tester commands name `deno` and testers/...: inside a container
+# that is the image's deno and /app/testers, in the namespace stack this deno and this checkout.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 deno := env("DENO", "deno")
 stack := deno + " run --allow-all " + justfile_directory() + "/stack/main.ts"
-testers := justfile_directory() + "/testers"
-run := deno + " run --allow-all"
+run := "deno run --allow-all"
 
 # Seed variables (environment overrides them; the watchers read the same names)
 SCAN_INTERVAL := env("SCAN_INTERVAL", "1")
@@ -40,31 +41,30 @@ logs N="20":
 logs-since SINCE="15m":
     {{stack}} logs-since {{SINCE}}
 
-# an HTTP server answering "Hello <port>" in nodejs-tester
-test-http PORT="8000":
-    {{stack}} spawn nodejs-tester -- {{run}} {{testers}}/http.ts {{PORT}}
+# an HTTP server answering "Hello <port>" in nodejs-tester, in the background (the seed's port: 5000)
+test-http PORT="5000":
+    {{stack}} spawn nodejs-tester -- {{run}} testers/http.ts {{PORT}}
 
-# a bound UDP socket in python-tester
-test-udp PORT:
-    {{stack}} spawn python-tester -- {{run}} {{testers}}/hold.ts udp {{PORT}}
+# a bound UDP socket in python-tester, in the background (the seed's port: 5354)
+test-udp PORT="5354":
+    {{stack}} spawn python-tester -- {{run}} testers/hold.ts udp {{PORT}}
 
-# the seed's classic: something listening on 3000, then what the listener knows of it
+# the seed's classic: "Hello 3000" in nodejs-tester (Docker: curl -s http://localhost:3000), then the listener's view
 test-3000:
-    {{stack}} spawn nodejs-tester -- {{run}} {{testers}}/http.ts 3000
-    sleep 3
-    {{stack}} verify-port 3000
+    {{stack}} spawn nodejs-tester -- {{run}} testers/http.ts 3000
+    {{stack}} verify-port 3000 --wait 10 --container nodejs-tester
 
 # kill whatever holds PORT in the tester containers
 kill-port PORT:
-    {{stack}} exec nodejs-tester -- {{run}} {{testers}}/kill_port.ts {{PORT}} || {{stack}} exec python-tester -- {{run}} {{testers}}/kill_port.ts {{PORT}}
+    {{stack}} exec nodejs-tester -- {{run}} testers/kill_port.ts {{PORT}} || {{stack}} exec python-tester -- {{run}} testers/kill_port.ts {{PORT}}
 
 # a port held HOLD_MS then closed (tcp or udp)
 transient PROTO="tcp" PORT="4000":
-    {{stack}} exec nodejs-tester -- {{run}} {{testers}}/transient.ts {{PROTO}} {{PORT}} --ms {{HOLD_MS}}
+    {{stack}} exec nodejs-tester -- {{run}} testers/transient.ts {{PROTO}} {{PORT}} --ms {{HOLD_MS}}
 
 # COUNT ports from BASE_PORT, each held HOLD_MS (just burst tcp 6)
 burst PROTO="tcp" COUNT="6":
-    {{stack}} exec python-tester -- {{run}} {{testers}}/burst.ts {{PROTO}} {{COUNT}} --base {{BASE_PORT}} --hold-ms {{HOLD_MS}}
+    {{stack}} exec python-tester -- {{run}} testers/burst.ts {{PROTO}} {{COUNT}} --base {{BASE_PORT}} --hold-ms {{HOLD_MS}}
 
 # steady, transient and burst cases: PASS/FAIL from the listener's query API
 verify-suite:
@@ -80,7 +80,7 @@ ebpf-up:
 
 # the eBPF watcher's own log
 ebpf-logs:
-    tail -n 50 -f {{justfile_directory()}}/.stack/logs/portwatcher.log
+    {{stack}} ebpf-logs
 
 # stop the eBPF stack
 ebpf-stop:
@@ -97,6 +97,18 @@ stop:
 # stop, then remove the stack's state and logs
 clean:
     {{stack}} clean
+
+# Docker on a machine without an init system (CI, sandboxes): start or stop dockerd; stop restores iptables
+docker-engine ACTION="start":
+    bash {{justfile_directory()}}/docker/engine.sh {{ACTION}}
+
+# base images (denoland/deno, postgres) built locally from Debian's packages, where no registry is reachable
+docker-base:
+    bash {{justfile_directory()}}/docker/base/build.sh
+
+# `docker compose` through compose v1 (Debian 12's docker-compose), where no compose v2 is installed
+docker-compose-v1:
+    bash {{justfile_directory()}}/docker/compose-v1/install.sh
 
 # the main job without the stack: listener + the best watcher of this host
 start:

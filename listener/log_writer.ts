@@ -100,15 +100,27 @@ export class LogWriter {
   }
 
   /**
+   * True when `total` more bytes would take the log past LOG_MAX_BYTES. The size kept in memory is checked
+   * against the file first, so a log cleared by hand (`> portwatcher.log`, the seed's way) is not rotated early.
+   */
+  #mustRotate(total: number): boolean {
+    const full = () =>
+      this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes;
+    if (!full()) return false;
+    try {
+      this.#size = this.#file.statSync().size;
+    } catch { /* keep the count: rotating is the safe side */ }
+    return full();
+  }
+
+  /**
    * Without fsync, a large append (an NDJSON batch) that finds the writer idle is written at once: waiting
    * for others to join would save little (one write() per large request is cheap) and would keep every parsed
    * request in memory meanwhile. Undefined when the file must rotate first (the queued path does that).
    */
   #writeNow(data: Uint8Array | string, onDurable?: (bytes: Uint8Array) => void): Promise<void> | undefined {
     const total = this.#encodeOne(data, 0);
-    if (this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes) {
-      return undefined;
-    }
+    if (this.#mustRotate(total)) return undefined;
     const base = this.#size;
     try {
       writeAllSync(this.#file, this.#buf.subarray(0, total));
@@ -177,7 +189,7 @@ export class LogWriter {
         const buf = this.#buf.subarray(0, total);
         let base = this.#size;
         try {
-          if (this.options.maxBytes > 0 && this.#size > 0 && this.#size + total > this.options.maxBytes) {
+          if (this.#mustRotate(total)) {
             await this.#rotate();
             base = this.#size;
           }

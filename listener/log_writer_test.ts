@@ -130,3 +130,23 @@ Deno.test("LogWriter: text and bytes appends, multi-byte and larger than the bat
     assert.equal(w.size, enc.encode(expected).length);
   });
 });
+
+Deno.test("LogWriter: a log cleared by hand (> portwatcher.log) starts again with whole lines, not rotated early", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/p.log`;
+    const w = await LogWriter.open({ path, fsync: false, maxBytes: 1000, keep: 5 });
+    for (let i = 0; i < 20; i++) await w.append(enc.encode(`{"n":${i},"pad":"${"z".repeat(30)}"}\n`));
+    await Deno.truncate(path, 0); // the seed's `docker exec listner-api sh -lc '> /logs/portwatcher.log'`
+    for (let i = 20; i < 30; i++) await w.append(enc.encode(`{"n":${i},"pad":"${"z".repeat(30)}"}\n`));
+    await w.close();
+    assert.deepEqual(
+      await logFiles(path),
+      [path],
+      "no rotation: the cleared file holds 10 lines, under 1000 bytes",
+    );
+    const lines: string[] = [];
+    for await (const l of readLines(path)) lines.push(l);
+    assert.deepEqual(lines.map((l) => JSON.parse(l).n), Array.from({ length: 10 }, (_, i) => 20 + i));
+    assert.equal(w.size, (await Deno.stat(path)).size, "the writer's size follows the file");
+  });
+});

@@ -1,14 +1,25 @@
 /**
- * `deno run -A stack/main.ts <command>`: the stack behind the Justfile. With a Docker engine (or
- * PORTWATCH_RUNTIME=docker) commands go to `docker compose`; without one (or PORTWATCH_RUNTIME=netns) the stack
- * runs as processes in network namespaces (stack.ts).
+ * `deno run -A stack/main.ts <command>`: the stack behind the Justfile. With a Docker engine and a compose CLI
+ * (or PORTWATCH_RUNTIME=docker) commands go to compose.yaml through `docker compose` or `docker-compose`;
+ * without them (or PORTWATCH_RUNTIME=netns) the stack runs as processes in network namespaces (stack.ts).
+ * Commands given to exec and spawn name `deno` and the repository's relative paths (testers/http.ts): inside a
+ * container that is the image's deno and /app; in the namespace stack, this deno and this checkout.
  * @module
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { CONTAINERS, inside, stop, up, type UpOptions } from "./stack.ts";
 import { readState, stackDir } from "./state.ts";
-import { works } from "./sys.ts";
+import { waitUntil, works } from "./sys.ts";
 import { expectEvents, openedAndClosed } from "./verify.ts";
+import {
+  chooseRuntime,
+  dockerDataRoot,
+  execArgs,
+  findCompose,
+  HF_SETTINGS,
+  PROFILES,
+  upArgs,
+} from "./compose.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const USAGE = `usage: stack/main.ts <command>
@@ -20,15 +31,39 @@ const USAGE = `usage: stack/main.ts <command>
   shell NAME             a shell inside container NAME
   logs [N]               the last N stored events (default 20), then follow the live stream
   logs-since TIME        events since TIME (ISO or 15m, 2h)
+  ebpf-logs              the eBPF watcher's own log, followed
   verify-suite           steady, transient and burst cases, PASS/FAIL from the listener's API
-  verify-port PORT       what the listener knows about PORT
+  verify-port PORT [--wait S] [--container NAME]
+                         what the listener knows about PORT (waiting up to S s for it to be open in NAME)
 containers: ${CONTAINERS.join(", ")}`;
+
+/** The compose CLI, once the runtime is chosen as docker. */
+let composeCli: string[] = ["docker", "compose"];
 
 async function runtime(): Promise<"docker" | "netns"> {
   const forced = Deno.env.get("PORTWATCH_RUNTIME");
-  if (forced === "docker" || forced === "netns") return forced;
-  if (forced) throw new Error(`PORTWATCH_RUNTIME=${forced}: expected docker or netns`);
-  return (await works(["docker", "info"])) ? "docker" : "netns";
+  const engine = forced !== "netns" && await works(["docker", "info"]);
+  const cli = engine ? await findCompose() : undefined;
+  const choice = chooseRuntime(forced, engine, cli);
+  if (choice.notice) console.error(`portwatch stack: ${choice.notice}`);
+  if (cli) composeCli = cli;
+  if (choice.runtime === "docker" && !Deno.env.get("DOCKER_DATA_ROOT")) {
+    // compose.yaml mounts <data root>/containers for attribution; an engine started with --data-root elsewhere
+    const root = await dockerDataRoot();
+    if (root) Deno.env.set("DOCKER_DATA_ROOT", root);
+  }
+  return choice.runtime;
+}
+
+/** A command for the namespace stack: `deno` is this deno, relative paths are this checkout's. */
+function onHost(cmd: string[]): string[] {
+  return cmd.map((arg, i) =>
+    i === 0 && arg === "deno"
+      ? Deno.execPath()
+      : /^[\w.-]+\/[\w./-]+\.ts$/.test(arg) && !isAbsolute(arg)
+      ? join(ROOT, arg)
+      : arg
+  );
 }
 
 function listenerUrl(): string {
@@ -38,8 +73,8 @@ function listenerUrl(): string {
 }
 
 async function compose(args: string[]): Promise<number> {
-  const child = new Deno.Command("docker", {
-    args: ["compose", "-f", join(ROOT, "compose.yaml"), ...args],
+  const child = new Deno.Command(composeCli[0], {
+    args: [...composeCli.slice(1), "-f", join(ROOT, "compose.yaml"), ...args],
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -66,7 +101,7 @@ const WATCHER_VARS = [
 async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   const dir = stackDir();
-  const rt = cmd && !["verify-port", "logs", "logs-since", "verify-suite", "status"].includes(cmd)
+  const rt = cmd && !["verify-port", "logs", "logs-since", "status"].includes(cmd)
     ? await runtime()
     : "netns";
   switch (cmd) {
@@ -76,9 +111,13 @@ async function main(args: string[]): Promise<number> {
         throw new Error(`up ${mode}: expected hf, sv or ebpf`);
       }
       if (rt === "docker") {
-        const env = mode === "hf" ? ["SCAN_INTERVAL=1", "BURST_SCANS=5", "BURST_DELAY=0.02"] : [];
-        for (const e of env) Deno.env.set(e.split("=")[0], e.split("=")[1]);
-        return compose(["up", "-d", "--build", ...(mode === "ebpf" ? ["--profile", "ebpf"] : [])]);
+        if (mode === "hf" || mode === "sv") {
+          for (const [k, v] of Object.entries(HF_SETTINGS)) if (!Deno.env.get(k)) Deno.env.set(k, v);
+        }
+        if (mode === "sv") {
+          console.log("docker: the containers' restart policy (unless-stopped) supervises the watchers");
+        }
+        return compose(upArgs(mode));
       }
       const watcherEnv: Record<string, string> = {};
       for (const v of WATCHER_VARS) {
@@ -105,7 +144,10 @@ async function main(args: string[]): Promise<number> {
     }
     case "stop":
     case "clean": {
-      if (rt === "docker") return compose(cmd === "clean" ? ["down", "-v", "--remove-orphans"] : ["stop"]);
+      if (rt === "docker") {
+        const profiles = PROFILES.flatMap((p) => ["--profile", p]);
+        return compose([...profiles, ...(cmd === "clean" ? ["down", "-v", "--remove-orphans"] : ["stop"])]);
+      }
       const stopped = await stop(dir);
       console.log(stopped ? "stack stopped; no process, namespace or cgroup left" : "no stack was up");
       if (cmd === "clean") {
@@ -130,10 +172,28 @@ async function main(args: string[]): Promise<number> {
       const sep = rest.indexOf("--");
       const command = cmd === "shell" ? ["bash"] : rest.slice(sep + 1);
       if (!name || (cmd !== "shell" && (sep === -1 || command.length === 0))) throw new Error(USAGE);
-      if (rt === "docker") return compose(["exec", name, ...command]);
-      const code = await inside(dir, name, command, cmd === "spawn");
+      if (rt === "docker") {
+        const detached = cmd === "spawn";
+        const code = await compose(
+          execArgs(name, command, { detached, tty: !detached && Deno.stdin.isTerminal() }),
+        );
+        if (detached && code === 0) console.log(`started in ${name}: ${command.join(" ")}`);
+        return code;
+      }
+      const code = await inside(dir, name, onHost(command), cmd === "spawn");
       if (cmd === "spawn") console.log(`started in ${name}: pid ${code}`);
       return cmd === "spawn" ? 0 : code;
+    }
+    case "ebpf-logs": {
+      if (rt === "docker") {
+        return compose(["--profile", "ebpf", "logs", "-f", "--tail", "50", "ebpf-portwatcher"]);
+      }
+      const tail = new Deno.Command("tail", {
+        args: ["-n", "50", "-f", join(dir, "logs", "portwatcher.log")],
+        stdout: "inherit",
+        stderr: "inherit",
+      });
+      return (await tail.spawn().status).code;
     }
     case "logs": {
       const n = Number(rest[0] ?? 20);
@@ -158,6 +218,22 @@ async function main(args: string[]): Promise<number> {
     }
     case "verify-port": {
       const port = rest[0];
+      if (!/^\d+$/.test(port ?? "")) throw new Error(`verify-port ${port ?? ""}: expected a port number`);
+      const waitIx = rest.indexOf("--wait");
+      const waitS = waitIx === -1 ? 0 : Number(rest[waitIx + 1]);
+      if (!(waitS >= 0)) throw new Error(`verify-port --wait ${rest[waitIx + 1]}: expected seconds (>= 0)`);
+      const inIx = rest.indexOf("--container");
+      const container = inIx === -1 ? undefined : rest[inIx + 1];
+      if (inIx !== -1 && !container) throw new Error("verify-port --container: expected a container name");
+      if (waitS > 0) {
+        const q = new URLSearchParams({ port, ...(container ? { container } : {}) });
+        await waitUntil(
+          `port ${port} open`,
+          async () => (await fetch(`${listenerUrl()}/ports?${q}`).then((r) => r.json())).count > 0,
+          waitS * 1000,
+          200,
+        ).catch(() => {});
+      }
       const [open, events] = await Promise.all([
         fetch(`${listenerUrl()}/ports?port=${port}`).then((r) => r.json()),
         fetch(`${listenerUrl()}/events?port=${port}&limit=20`).then((r) => r.json()),
@@ -173,54 +249,41 @@ async function main(args: string[]): Promise<number> {
       }
       return open.count ? 0 : 1;
     }
-    case "verify-suite":
-      return await verifySuite(dir);
+    case "verify-suite": {
+      if (rt === "docker") {
+        return await verifySuite(listenerUrl(), async (name, command, detached) => {
+          const code = await compose(execArgs(name, command, { detached, tty: false }));
+          if (code !== 0) throw new Error(`compose exec ${name} ${command.join(" ")} failed (${code})`);
+        });
+      }
+      const state = readState(dir);
+      if (!state) throw new Error("no stack is up: run `just up` (or `just up-hf`) first");
+      return await verifySuite(state.listener.url, async (name, command, detached) => {
+        await inside(dir, name, onHost(command), detached);
+      });
+    }
     default:
       console.error(USAGE);
       return cmd ? 2 : 0;
   }
 }
 
-async function verifySuite(dir: string): Promise<number> {
-  const state = readState(dir);
-  if (!state) throw new Error("no stack is up: run `just up` (or `just up-hf`) first");
-  const base = state.listener.url;
+/** Runs a command in a stack container, detached or to its end. */
+type Run = (name: string, command: string[], detached: boolean) => Promise<void>;
+
+async function verifySuite(base: string, run: Run): Promise<number> {
   const since = new Date(Date.now() - 1000).toISOString();
-  const testers = join(ROOT, "testers");
-  const denoRun = [Deno.execPath(), "run", "--allow-all"];
+  const denoRun = ["deno", "run", "--allow-all"];
   const results = [];
   // steady: a TCP listener held in nodejs-tester, a UDP socket in python-tester
-  await inside(dir, "nodejs-tester", [...denoRun, join(testers, "hold.ts"), "tcp", "3901"], true);
-  await inside(dir, "python-tester", [...denoRun, join(testers, "hold.ts"), "udp", "3902"], true);
-  results.push(
-    await expectEvents(
-      base,
-      "steady tcp 3901",
-      3901,
-      since,
-      "nodejs-tester",
-      openedAndClosed("nodejs-tester", false),
-    ),
-  );
-  results.push(
-    await expectEvents(
-      base,
-      "steady udp 3902",
-      3902,
-      since,
-      "python-tester",
-      openedAndClosed("python-tester", false),
-    ),
-  );
+  await run("nodejs-tester", [...denoRun, "testers/hold.ts", "tcp", "3901"], true);
+  await run("python-tester", [...denoRun, "testers/hold.ts", "udp", "3902"], true);
+  const steady = (port: number, proto: string, container: string) =>
+    expectEvents(base, `steady ${proto} ${port}`, port, since, container, openedAndClosed(container, false));
+  results.push(await steady(3901, "tcp", "nodejs-tester"));
+  results.push(await steady(3902, "udp", "python-tester"));
   // transient: held 1.5 s (the seed's settings catch it; eBPF catches any)
-  await inside(dir, "nodejs-tester", [
-    ...denoRun,
-    join(testers, "transient.ts"),
-    "tcp",
-    "3903",
-    "--ms",
-    "1500",
-  ], false);
+  await run("nodejs-tester", [...denoRun, "testers/transient.ts", "tcp", "3903", "--ms", "1500"], false);
   results.push(
     await expectEvents(
       base,
@@ -232,9 +295,9 @@ async function verifySuite(dir: string): Promise<number> {
     ),
   );
   // burst: 6 ports, each held 1.5 s
-  await inside(dir, "python-tester", [
+  await run("python-tester", [
     ...denoRun,
-    join(testers, "burst.ts"),
+    "testers/burst.ts",
     "tcp",
     "6",
     "--base",
@@ -256,6 +319,9 @@ async function verifySuite(dir: string): Promise<number> {
       ),
     );
   }
+  // the steady holders go, so that the suite can run again on the same stack
+  await run("nodejs-tester", [...denoRun, "testers/kill_port.ts", "3901", "--proto", "tcp"], false);
+  await run("python-tester", [...denoRun, "testers/kill_port.ts", "3902", "--proto", "udp"], false);
   for (const r of results) console.log(`${r.pass ? "PASS" : "FAIL"}  ${r.name}: ${r.detail}`);
   const failed = results.filter((r) => !r.pass).length;
   console.log(`${results.length - failed} passed, ${failed} failed`);
