@@ -136,6 +136,48 @@ Deno.test({
         await openedOnce(listener, 8080, "listner-api", { closed: false });
       });
 
+      await t.step(
+        "images: the legacy builder and BuildKit build each target; only ebpf builds bpftrace",
+        async () => {
+          const build = (target: string, extra: Record<string, string>, docker = "docker") =>
+            run([
+              docker,
+              "build",
+              "-f",
+              "docker/Dockerfile",
+              "--target",
+              target,
+              "-t",
+              `pwlive-${target}`,
+              ".",
+            ], {
+              ...env,
+              ...extra,
+            });
+          for (const target of ["listener", "watcher", "tester"]) {
+            const legacy = await build(target, { DOCKER_BUILDKIT: "0" });
+            assert.equal(legacy.code, 0, `legacy build of ${target}: ${legacy.stderr.slice(-2000)}`);
+            assert.doesNotMatch(
+              legacy.stdout,
+              /bpftrace/,
+              `the legacy builder's ${target} skips the ebpf stage`,
+            );
+          }
+          // BuildKit: the docker CLI's own (20.10), or the one that has buildx; else said and skipped
+          let buildkit: Awaited<ReturnType<typeof build>> | undefined;
+          for (const docker of ["docker", "/usr/bin/docker"]) {
+            buildkit = await build("tester", { DOCKER_BUILDKIT: "1" }, docker).catch(() => undefined);
+            if (buildkit && !/buildx/.test(buildkit.stderr)) break;
+          }
+          if (!buildkit || /buildx/.test(buildkit.stderr)) {
+            console.log(
+              "BuildKit build skipped: no docker CLI here builds with BuildKit (buildx is missing)",
+            );
+          } else assert.equal(buildkit.code, 0, `BuildKit build of tester: ${buildkit.stderr.slice(-2000)}`);
+          await run(["docker", "rmi", "pwlive-listener", "pwlive-watcher", "pwlive-tester"]);
+        },
+      );
+
       await t.step("seed: node tester, open 7001 with node -e, close with the lsof kill", async () => {
         await ok([
           "docker",

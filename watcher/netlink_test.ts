@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { denoForUser } from "./testing/user_deno.ts";
 import dgram from "node:dgram";
 import { NetlinkSource, NetlinkUnavailableError } from "./netlink.ts";
 import { ProcNetSource } from "./proc_net.ts";
@@ -115,25 +116,16 @@ try { new NetlinkSource({ netns: "/proc/self/ns/net" }); console.log("opened"); 
 catch (e) { console.log(e.name + ": " + e.message); }
 console.log("thread netns", Deno.readLinkSync("/proc/thread-self/ns/net") === Deno.readLinkSync("/proc/self/ns/net"));`;
     const dir = Deno.makeTempDirSync({ prefix: "pwtest-" });
+    // a deno binary nobody can run (npx caches it under /root, which nobody cannot search)
+    await using deno = await denoForUser();
     try {
       Deno.chmodSync(dir, 0o755);
       Deno.writeTextFileSync(`${dir}/probe.ts`, script);
       // its own namespace: the path opens, but setns(2) needs CAP_SYS_ADMIN
-      const r = await run([
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "env",
-        `DENO_DIR=${dir}/cache`,
-        `HOME=${dir}`,
-        Deno.execPath(),
-        "run",
-        "--no-lock",
-        "--no-config",
-        "--allow-all",
-        `${dir}/probe.ts`,
-      ], { check: false, timeoutMs: 30_000 });
+      const r = await run(
+        deno.command(["run", "--no-lock", "--no-config", "--allow-all", `${dir}/probe.ts`]),
+        { check: false, timeoutMs: 30_000 },
+      );
       const text = r.stdout + r.stderr;
       if (/Permission denied|EACCES/.test(text) && !/NetlinkUnavailableError/.test(text)) {
         console.log(`skipping the EPERM check: nobody cannot read the sources here: ${text.trim()}`);
