@@ -47,6 +47,20 @@ start() {
   return 1
 }
 
+# iptables-restore replaces only the tables its input names: a table that was empty when saved (iptables-save
+# prints nothing for it) is named here with its built-in chains and ACCEPT policies, so that dockerd's chains,
+# rules and FORWARD DROP go too.
+restore() {
+  local cmd=$1 saved=$2
+  [ -f "$saved" ] || return 0
+  {
+    cat "$saved"
+    grep -q '^\*filter' "$saved" || printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n'
+    grep -q '^\*nat' "$saved" ||
+      printf '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n'
+  } | "$cmd-restore" && rm -f "$saved"
+}
+
 stop() {
   if [ ! -f "$pidfile" ] && [ ! -f "$state/iptables.v4" ]; then
     echo "docker engine: none was started by this script ($state)"
@@ -64,8 +78,8 @@ stop() {
   for link in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '$2 ~ /^br-/ {print $2}'); do
     ip link del "$link" 2>/dev/null || true
   done
-  if [ -f "$state/iptables.v4" ]; then iptables-restore <"$state/iptables.v4" && rm -f "$state/iptables.v4"; fi
-  if [ -f "$state/iptables.v6" ]; then ip6tables-restore <"$state/iptables.v6" && rm -f "$state/iptables.v6"; fi
+  restore iptables "$state/iptables.v4"
+  restore ip6tables "$state/iptables.v6"
   if [ -f "$state/ip_forward" ]; then sysctl -qw "net.ipv4.ip_forward=$(cat "$state/ip_forward")" && rm -f "$state/ip_forward"; fi
   echo "docker engine: stopped; iptables and ip_forward restored"
 }

@@ -24,6 +24,7 @@ import {
   inspect,
   liveSkipReason,
   NAMES,
+  networkState,
   ok,
   PROFILE_NAMES,
   ROOT,
@@ -76,6 +77,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
+    const network = await networkState();
     const eng = await engine();
     const taken = await existing([...NAMES, ...PROFILE_NAMES]);
     if (taken.length > 0) {
@@ -466,6 +468,9 @@ Deno.test({
       await eng.stop();
       console.log(`live stack timings: ${timings.join(", ")}`);
       assert.deepEqual(left, [], "no container is left");
+      if (eng.started) {
+        assert.equal(await networkState(), network, "iptables, ip_forward and bridges as found");
+      }
     }
   },
 });

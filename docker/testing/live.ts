@@ -44,6 +44,18 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
+/** The host's network state that dockerd changes: iptables' filter and nat rules and ip_forward. */
+export async function networkState(): Promise<string> {
+  const parts = await Promise.all([
+    sh(["iptables", "-S"], { check: false }),
+    sh(["iptables", "-t", "nat", "-S"], { check: false }),
+    sh(["ip6tables", "-S"], { check: false }),
+    sh(["sysctl", "-n", "net.ipv4.ip_forward"], { check: false }),
+    sh(["ip", "-o", "link", "show", "type", "bridge"], { check: false }),
+  ]);
+  return parts.map((p) => p.stdout.replace(/\d+: /g, "")).join("\n");
+}
+
 /** Use the engine that answers, or start one with its own data root; throws with dockerd's log if it fails. */
 export async function engine(): Promise<Engine> {
   let started = false;
