@@ -34,42 +34,12 @@ import {
 } from "./testing/live.ts";
 import { skipIf } from "../watcher/testing/netns.ts";
 import { waitUntil } from "../events/wait.ts";
+import { inListener, killHolder, nodeServer, openedOnce, seedClose } from "./testing/seed.ts";
 
 const NAME = "compose stack under a real Docker engine: seed commands, just recipes, restarts, profiles";
 const skip = await liveSkipReason();
 const PROJECT = "pwlive";
 const PG_URL = "postgres://portwatch:portwatch@postgres:5432/portwatch";
-
-/** Checks an event's attribution against `docker inspect` of its container. */
-async function attributed(e: Stored, container: string): Promise<void> {
-  const c = await inspect(container);
-  assert.equal(e.container_id, c.id, `${container}: container_id is the full id`);
-  assert.equal(e.container_name, container, "container_name as docker ps shows it");
-  assert.equal(e.image, c.image, "image as docker inspect gives it");
-  assert.equal(e.compose_project, c.project, "compose project");
-  assert.equal(e.compose_service, c.service, "compose service");
-}
-
-/** One open and (when `closed`) one close of `port` in `container`, from `source`, attributed right. */
-async function openedOnce(
-  listener: string,
-  port: number,
-  container: string,
-  { closed, source = "polling" }: { closed: boolean; source?: string },
-): Promise<Stored[]> {
-  const events = await waitEvents(
-    listener,
-    port,
-    `${container} ${port} ${closed ? "opened and closed" : "opened"} (${source})`,
-    (es) => count(es, "open", source) >= 1 && (!closed || count(es, "close", source) >= 1),
-    { container },
-  );
-  const mine = events.filter((e) => e.source === source);
-  assert.equal(count(mine, "open"), 1, `one open of ${port}: ${JSON.stringify(mine)}`);
-  assert.equal(count(mine, "close"), closed ? 1 : 0, `${closed ? "one close" : "no close"} of ${port}`);
-  for (const e of mine) await attributed(e, container);
-  return events;
-}
 
 Deno.test({
   name: NAME,
@@ -181,26 +151,8 @@ Deno.test({
       );
 
       await t.step("seed: node tester, open 7001 with node -e, close with the lsof kill", async () => {
-        await ok([
-          "docker",
-          "exec",
-          "-d",
-          "nodejs-tester",
-          "node",
-          "-e",
-          "require('http').createServer(()=>{}).listen(7001)",
-        ]);
-        await waitEvents(listener, 7001, "7001 open", (es) => count(es, "open") === 1, {
-          container: "nodejs-tester",
-        });
-        await ok([
-          "docker",
-          "exec",
-          "nodejs-tester",
-          "bash",
-          "-lc",
-          'pid=$(lsof -t -i :7001 || true); [ -n "$pid" ] && kill $pid || true',
-        ]);
+        await nodeServer(7001, "http");
+        await seedClose(listener, "nodejs-tester", 7001);
         const events = await openedOnce(listener, 7001, "nodejs-tester", { closed: true });
         assert.ok(events[0].pids.length > 0, "the open names the node process");
         assert.deepEqual(events[1].last_pids, events[0].pids, "the close names the pids that held it");
@@ -212,17 +164,7 @@ Deno.test({
           const script = "import http.server, socketserver\nPORT=7002\n" +
             "httpd=socketserver.TCPServer(('', PORT), http.server.SimpleHTTPRequestHandler)\nhttpd.serve_forever()\n";
           await ok(["docker", "exec", "-d", "python-tester", "bash", "-lc", `python - <<'PY'\n${script}PY`]);
-          await waitEvents(listener, 7002, "7002 open", (es) => count(es, "open") === 1, {
-            container: "python-tester",
-          });
-          await ok([
-            "docker",
-            "exec",
-            "python-tester",
-            "bash",
-            "-lc",
-            'pid=$(lsof -t -i :7002 || true); [ -n "$pid" ] && kill $pid || true',
-          ]);
+          await seedClose(listener, "python-tester", 7002);
           await openedOnce(listener, 7002, "python-tester", { closed: true });
         },
       );
@@ -271,25 +213,10 @@ Deno.test({
       );
 
       await t.step("seed: tail the log, clear it, and the next event is its first line", async () => {
-        const tail = await ok([
-          "docker",
-          "exec",
-          "listner-api",
-          "sh",
-          "-lc",
-          "tail -n 100 /logs/portwatcher.log",
-        ]);
+        const tail = await inListener("tail -n 100 /logs/portwatcher.log");
         assert.match(tail.split("\n")[0], /^\{"ts":"[^"]+Z",/);
-        await ok(["docker", "exec", "listner-api", "sh", "-lc", "> /logs/portwatcher.log"]);
-        await ok([
-          "docker",
-          "exec",
-          "-d",
-          "nodejs-tester",
-          "node",
-          "-e",
-          "require('http').createServer(()=>{}).listen(7003)",
-        ]);
+        await inListener("> /logs/portwatcher.log");
+        await nodeServer(7003, "http");
         await waitEvents(listener, 7003, "7003 open", (es) => count(es, "open") === 1);
         await waitUntil(
           "7003 in the cleared log",
@@ -303,37 +230,21 @@ Deno.test({
         const first = (await Deno.readTextFile(join(logs, "portwatcher.log"))).split("\n")[0];
         assert.match(first, /^\{"ts":"[^"]+Z",/, "the cleared log starts with a whole line");
         assert.ok(JSON.parse(first).id, "a stored event");
-        await ok(["docker", "exec", "nodejs-tester", "bash", "-lc", "kill $(lsof -t -i :7003)"]);
+        await killHolder("nodejs-tester", 7003);
       });
 
       await t.step(
         "a watcher killed and restarted by its restart policy: nothing lost or doubled",
         async () => {
-          await ok([
-            "docker",
-            "exec",
-            "-d",
-            "nodejs-tester",
-            "node",
-            "-e",
-            "require('net').createServer().listen(7101)",
-          ]);
+          await nodeServer(7101, "net");
           await openedOnce(listener, 7101, "nodejs-tester", { closed: false });
           const before = await inspect("portwatcher");
           const deno = childrenOf(before.pid);
           assert.ok(deno.length > 0, "the watcher runs under tini");
           for (const pid of deno) Deno.kill(pid, "SIGKILL");
           // while it is down (or restarting): 7101 closes, 7102 opens
-          await ok(["docker", "exec", "nodejs-tester", "bash", "-lc", "kill $(lsof -t -i :7101)"]);
-          await ok([
-            "docker",
-            "exec",
-            "-d",
-            "nodejs-tester",
-            "node",
-            "-e",
-            "require('net').createServer().listen(7102)",
-          ]);
+          await killHolder("nodejs-tester", 7101);
+          await nodeServer(7102, "net");
           await waitUntil(
             "portwatcher restarted",
             async () => {
@@ -364,14 +275,9 @@ Deno.test({
           await ok(["docker", "stop", "-t", "2", "portwatcher"]);
           const c = await inspect("portwatcher");
           assert.notEqual(c.exitCode, 137, "stopped by SIGTERM, not killed after the 2 s");
-          const tail = await ok([
-            "docker",
-            "exec",
-            "listner-api",
-            "sh",
-            "-lc",
+          const tail = await inListener(
             `tail -n 100 /logs/portwatcher.log | grep '"event":"close"' | tail -n 1`,
-          ]);
+          );
           assert.match(tail, /"source":"shutdown"/);
           const closes = (await waitEvents(listener, 7102, "7102 shutdown close", (es) =>
             count(es, "close") === 1))
@@ -398,17 +304,9 @@ Deno.test({
             const logs = await run(["docker", "logs", "--tail", "30", "ebpf-portwatcher"]);
             throw new Error(`${(e as Error).message}\nebpf-portwatcher:\n${logs.stdout}${logs.stderr}`);
           });
-          await ok([
-            "docker",
-            "exec",
-            "-d",
-            "nodejs-tester",
-            "node",
-            "-e",
-            "require('net').createServer().listen(7301)",
-          ]);
+          await nodeServer(7301, "net");
           await openedOnce(listener, 7301, "nodejs-tester", { closed: false, source: "ebpf" });
-          await ok(["docker", "exec", "nodejs-tester", "bash", "-lc", "kill $(lsof -t -i :7301)"]);
+          await killHolder("nodejs-tester", 7301);
           await openedOnce(listener, 7301, "nodejs-tester", { closed: true, source: "ebpf" });
         },
       );

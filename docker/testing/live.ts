@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { findCompose } from "../../stack/compose.ts";
 import { sh, works } from "../../stack/sys.ts";
 import { waitUntil } from "../../events/wait.ts";
+export { freePort } from "../../events/testing_listener.ts";
 import type { PortEvent } from "../../events/schema.ts";
 
 /** The repository root. */
@@ -79,14 +80,6 @@ export async function existing(names: string[]): Promise<string[]> {
   const out = await sh(["docker", "ps", "-a", "--format", "{{.Names}}"]);
   const all = new Set(out.stdout.split("\n").map((s) => s.trim()));
   return names.filter((n) => all.has(n));
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Output of a command run to its end. */
