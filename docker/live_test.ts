@@ -306,8 +306,13 @@ Deno.test({
           });
           await nodeServer(7301, "net");
           await openedOnce(listener, 7301, "nodejs-tester", { closed: false, source: "ebpf" });
+          await openedOnce(listener, 7301, "nodejs-tester", { closed: false }); // the polling watcher too
           await killHolder("nodejs-tester", 7301);
-          await openedOnce(listener, 7301, "nodejs-tester", { closed: true, source: "ebpf" });
+          const events = await openedOnce(listener, 7301, "nodejs-tester", { closed: true, source: "ebpf" });
+          const polling = await openedOnce(listener, 7301, "nodejs-tester", { closed: true });
+          // both watchers name the machine from its /etc/hostname (mounted), not from their own container
+          const machine = Deno.readTextFileSync("/etc/hostname").split("\n")[0].trim();
+          for (const e of [...events, ...polling]) assert.equal(e.host, machine, `${e.source} event's host`);
         },
       );
 
