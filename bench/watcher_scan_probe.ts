@@ -2,7 +2,7 @@
  * In-namespace probe for the watcher benchmark: run inside a namespace (`ip netns exec NS deno run -A
  * bench/watcher_scan_probe.ts '<json>'`), it builds the engine's per-scan path exactly as
  * {@link PollingEngine.scanOnce} does for its own namespace (openSource's NetlinkSource / ProcNetSource with no
- * namespace path, one PidResolver, observePorts, PortTracker.observe) and times N scans, steady (resolver warm)
+ * namespace path, one PidResolver, the runtime-socket filter, observePorts, PortTracker.observe) and times N scans, steady (resolver warm)
  * and cold (resolver cleared before each scan, so every inode is walked for). It can also time external
  * commands spawned from inside the namespace (no `ip netns exec` in the measurement). Prints one JSON line.
  * @module
@@ -11,6 +11,7 @@ import { NetlinkSource } from "../watcher/netlink.ts";
 import { ProcNetSource } from "../watcher/proc_net.ts";
 import { PidResolver } from "../watcher/pid_resolver.ts";
 import { observePorts } from "../watcher/observe.ts";
+import { RuntimeSocketFilter } from "../watcher/runtime_sockets.ts";
 import { PortTracker } from "../watcher/tracker.ts";
 import { netnsInode } from "../watcher/identity.ts";
 import type { SocketSource } from "../watcher/socket.ts";
@@ -81,6 +82,7 @@ async function timeScans(
   const source: SocketSource = backend === "netlink" ? new NetlinkSource() : new ProcNetSource();
   const resolver = new PidResolver();
   const tracker = new PortTracker(0);
+  const filter = new RuntimeSocketFilter();
   try {
     const once = async () => {
       const t0 = performance.now();
@@ -88,7 +90,9 @@ async function timeScans(
       const t1 = performance.now();
       const owners = resolver.resolve(sockets.map((s) => s.inode));
       const t2 = performance.now();
-      const observed = observePorts(sockets, (inode) => owners.get(inode));
+      const pidsOf = (inode: number) => owners.get(inode);
+      // the engine's path: runtime-owned sockets (Docker's embedded DNS) are left out before observing
+      const observed = observePorts(filter.keep(netns, sockets, pidsOf), pidsOf);
       tracker.observe(netns, observed, Date.now());
       tracker.tick(Date.now());
       const t3 = performance.now();

@@ -90,6 +90,25 @@ export class RuntimeSocketFilter {
     pidsOf: (inode: number) => readonly number[] | undefined,
   ): T[] {
     if (this.report) return sockets as T[];
-    return sockets.filter((s) => !this.hides(netns, pidsOf(s.inode) ?? []));
+    // one scan's sockets share few holders: each pid's namespace is looked at once per call
+    const now = Date.now();
+    const elsewhere = new Map<number, boolean>();
+    const isElsewhere = (pid: number) => {
+      let e = elsewhere.get(pid);
+      if (e === undefined) {
+        const ino = this.netnsOf(pid, now);
+        e = ino !== undefined && ino !== netns;
+        elsewhere.set(pid, e);
+      }
+      return e;
+    };
+    const kept: T[] = [];
+    for (const s of sockets) {
+      const pids = pidsOf(s.inode);
+      // the rule of isRuntimeOwned: holders known, every one in another namespace
+      if (pids !== undefined && pids.length > 0 && pids.every(isElsewhere)) this.hidden++;
+      else kept.push(s);
+    }
+    return kept;
   }
 }

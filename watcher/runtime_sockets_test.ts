@@ -33,15 +33,16 @@ function fakeProc(pids: number[]): { dir: string; ino(pid: number): number; [Sym
 Deno.test("RuntimeSocketFilter: hides sockets only a process of another namespace holds; REPORT keeps all", () => {
   using proc = fakeProc([100, 200]);
   const ns = proc.ino(200); // pid 200 is "in the container"; pid 100 ("dockerd") elsewhere
-  const owners = new Map([[1, [100]], [2, [200]], [3, [100, 200]], [4, []]]);
-  const sockets = [1, 2, 3, 4].map((inode) => ({ inode }));
+  // 5: a holder whose namespace cannot be read (gone); 6: holders not resolved at all; 7: dockerd again
+  const owners = new Map([[1, [100]], [2, [200]], [3, [100, 200]], [4, []], [5, [999, 100]], [7, [100]]]);
+  const sockets = [1, 2, 3, 4, 5, 6, 7].map((inode) => ({ inode }));
   const filter = new RuntimeSocketFilter({ proc: proc.dir });
   const kept = filter.keep(ns, sockets, (i) => owners.get(i));
-  assert.deepEqual(kept.map((s) => s.inode), [2, 3, 4]);
-  assert.equal(filter.hidden, 1);
+  assert.deepEqual(kept.map((s) => s.inode), [2, 3, 4, 5, 6]);
+  assert.equal(filter.hidden, 2);
   assert.equal(filter.hides(ns, [999]), false, "a pid that is gone: its namespace is unknown");
   const all = new RuntimeSocketFilter({ proc: proc.dir, report: true });
-  assert.deepEqual(all.keep(ns, sockets, (i) => owners.get(i)).map((s) => s.inode), [1, 2, 3, 4]);
+  assert.deepEqual(all.keep(ns, sockets, (i) => owners.get(i)).map((s) => s.inode), [1, 2, 3, 4, 5, 6, 7]);
   assert.equal(all.hides(ns, [100]), false);
 });
 
