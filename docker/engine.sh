@@ -34,6 +34,9 @@ start() {
   for _ in $(seq 1 120); do
     if answers; then
       echo "docker engine: up ($(docker info --format '{{.ServerVersion}}, {{.Driver}}, cgroup {{.CgroupVersion}} {{.CgroupDriver}}'), data root $data_root)"
+      if [ "$data_root" != /var/lib/docker ]; then
+        echo "docker engine: for attribution, compose.yaml mounts <data root>/containers: export DOCKER_DATA_ROOT=$data_root (just does it by itself)"
+      fi
       return 0
     fi
     if ! kill -0 "$(cat "$pidfile" 2>/dev/null || echo $!)" 2>/dev/null && [ -s "$state/dockerd.log" ]; then
