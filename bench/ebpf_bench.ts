@@ -21,6 +21,7 @@
 import { fileURLToPath } from "node:url";
 import { NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
 import type { Proc } from "./procs.ts";
+import { waitUntil } from "../events/wait.ts";
 import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
 import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
@@ -335,14 +336,6 @@ async function startEngine(
   );
 }
 
-async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 60_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The schedules.
 
@@ -587,6 +580,7 @@ async function runEngine(
             return false;
           },
           90_000,
+          50,
         );
         engine.bpftracePid = processTree(engine.proc.pid).find((p) => p.comm === "bpftrace")?.pid;
         if (engine.bpftracePid === undefined) throw new Error("no bpftrace child of the bpftrace engine");
@@ -597,6 +591,8 @@ async function runEngine(
           await tail.poll();
           return tail.events.some((e) => e.event === "open" && e.port === listener.port);
         },
+        60_000,
+        50,
       );
       const readyS = (performance.now() - t0) / 1000;
       await sleep(500);

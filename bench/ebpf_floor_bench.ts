@@ -19,6 +19,7 @@ import { NetNs, netnsSkipReason } from "../watcher/testing/netns.ts";
 import { bpftraceScript } from "../ebpf/bpftrace_script.ts";
 import { ensureTracefs } from "../ebpf/bpftrace_source.ts";
 import { Proc } from "./procs.ts";
+import { waitUntil } from "../events/wait.ts";
 import { Resources, startIn, startListener } from "./ns_bench.ts";
 import { denoTask } from "./deno_task.ts";
 import { clockTicks, processTree, treeCpu } from "./proc_cpu.ts";
@@ -42,14 +43,6 @@ interface Row {
   byComm: Map<string, number>;
   total: number;
   binds: number;
-}
-
-async function waitUntil(what: string, cond: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** The engine's snapshot for the setup whose temp dir is `dir`: on tmpfs, as by default (removed after it). */
@@ -86,12 +79,17 @@ async function startSetup(res: Resources, ns: NetNs, key: string, dir: string): 
     SNAPSHOT_PATH: snapshotPath(dir),
     SPOOL_PATH: `${dir}/spool`,
   }));
-  await waitUntil("the engine's 'watching ... with bpftrace events' line", () => {
-    if (/no eBPF engine can run|exited/.test(proc.stderr)) {
-      throw new Error(`the engine did not start: ${proc.describe()}`);
-    }
-    return /watching .* with bpftrace events/.test(proc.stderr);
-  });
+  await waitUntil(
+    "the engine's 'watching ... with bpftrace events' line",
+    () => {
+      if (/no eBPF engine can run|exited/.test(proc.stderr)) {
+        throw new Error(`the engine did not start: ${proc.describe()}`);
+      }
+      return /watching .* with bpftrace events/.test(proc.stderr);
+    },
+    90_000,
+    50,
+  );
   return proc;
 }
 

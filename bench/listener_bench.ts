@@ -6,14 +6,15 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { freePort, type Memory, Proc } from "./procs.ts";
+import { type Memory, Proc } from "./procs.ts";
+import { freePort } from "../events/testing_port.ts";
+import { listenerCommand, LISTENING_LINE } from "../events/testing_listener.ts";
 import { denoTask } from "./deno_task.ts";
 import { postScript, runWrk, type WrkResult } from "./wrk.ts";
 import { fmtInt, fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type MachineShare, machineShare, machineTicks } from "./machine_cpu.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
 const PEERS_DIR = fileURLToPath(new URL("../../shared/peers/", import.meta.url));
 const PYTHON = "/usr/bin/python3";
 
@@ -90,25 +91,18 @@ async function startServer(who: Who, fsync: boolean): Promise<Server> {
   try {
     if (who === "ours") {
       const task = await denoTask("listen");
+      const [cmd, ...args] = listenerCommand(logPath, {
+        denoFlags: task.v8Flags,
+        args: ["--fsync", fsync ? "1" : "0"],
+      });
       proc = Proc.start({
-        cmd: Deno.execPath(),
-        args: [
-          "run",
-          "--allow-all",
-          ...task.v8Flags,
-          LISTENER_MAIN,
-          "--port",
-          "0",
-          "--log-path",
-          logPath,
-          "--fsync",
-          fsync ? "1" : "0",
-        ],
+        cmd,
+        args,
         cwd: ROOT,
         // Keep every rotated file (the default rotation at 64 MiB stays on), so every stored line can be counted.
         env: { ...task.env, LOG_KEEP: "1000", NO_COLOR: "1" },
       });
-      const m = await proc.waitForLine(/"listening":"(http:\/\/127\.0\.0\.1:\d+)"/);
+      const m = await proc.waitForLine(LISTENING_LINE);
       return { who, proc, url: m[1], dir, logPath };
     }
     const port = freePort();

@@ -6,9 +6,9 @@
 import { fileURLToPath } from "node:url";
 import type { NetNs } from "../watcher/testing/netns.ts";
 import { Proc } from "./procs.ts";
+import { listenerCommand, LISTENING_LINE } from "../events/testing_listener.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const LISTENER_MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
 
 /** Something a benchmark started and must stop: a process, a namespace, a holder. */
 export type Stoppable = { stop(): Promise<unknown> } | { delete(): Promise<void> } | {
@@ -90,19 +90,7 @@ export async function startListener(
   extra: string[] = [],
 ): Promise<Listener> {
   const logPath = `${dir}/listener.log`;
-  const proc = res.track(startIn(ns, [
-    Deno.execPath(),
-    "run",
-    "-A",
-    LISTENER_MAIN,
-    "--port",
-    "0",
-    "--log-path",
-    logPath,
-    "--fsync",
-    "0",
-    ...extra,
-  ]));
-  const m = await proc.waitForLine(/"listening":"(http:\/\/127\.0\.0\.1:(\d+))"/);
-  return { proc, url: m[1], port: Number(m[2]), logPath };
+  const proc = res.track(startIn(ns, listenerCommand(logPath, { args: ["--fsync", "0", ...extra] })));
+  const url = (await proc.waitForLine(LISTENING_LINE))[1];
+  return { proc, url, port: Number(new URL(url).port), logPath };
 }

@@ -180,11 +180,3 @@ export function parseStatus(text: string): Memory {
   };
   return { rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
 }
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (for servers that cannot pick their own). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}

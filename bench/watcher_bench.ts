@@ -17,6 +17,7 @@ import { denoTask } from "./deno_task.ts";
 import { fileURLToPath } from "node:url";
 import { type Holder, type HolderSpec, NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
 import { type Memory, Proc, readMemory } from "./procs.ts";
+import { waitUntil } from "../events/wait.ts";
 import { fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type ProbeRequest, type ProbeResult, summarize, type Timing } from "./watcher_scan_probe.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
@@ -117,14 +118,6 @@ async function readLog(path: string): Promise<StoredEvent[]> {
     } catch { /* a line being written */ }
   }
   return out;
-}
-
-async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 type EngineKind = "ours" | "seed";
@@ -491,6 +484,8 @@ async function runIdle(
             spec.kind === "ours"
               ? (proc.stdout.match(/"event":"open"/g)?.length ?? 0) >= 51
               : (await readLog(listener.logPath)).length - before >= 51,
+          30_000,
+          50,
         );
         await sleep(opts.idleWarmupS * 1000);
         const comm = Deno.readTextFileSync(`/proc/${proc.pid}/comm`).trim();
@@ -603,6 +598,8 @@ async function listenRun(
         `${spec.label} to report the listener's own port`,
         async () =>
           (await readLog(listener.logPath)).some((e) => e.event === "open" && e.port === listener.port),
+        30_000,
+        50,
       );
       await sleep(500);
       const opened = await runOpener(items, ns.wrap.bind(ns));

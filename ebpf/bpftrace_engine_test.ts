@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { NetNs, netnsSkipReason, run, skipIf } from "../watcher/testing/netns.ts";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import type { PortEvent } from "../events/schema.ts";
+import { elapse, waitUntil } from "../events/wait.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -24,6 +25,19 @@ async function py(ns: NetNs, code: string): Promise<string> {
   return out.stdout;
 }
 
+/** The engine's metrics port inside the test's namespace (scraped from there with curl). */
+const METRICS_PORT = 19091;
+
+/** The engine's reconciliation and drift counters, scraped inside `ns`. */
+async function ebpfMetrics(ns: NetNs): Promise<{ reconciliations: number; drift: number }> {
+  const text = (await run(ns.wrap(["curl", "-sf", `http://127.0.0.1:${METRICS_PORT}/metrics`]))).stdout;
+  const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+  return {
+    reconciliations: value("portwatch_ebpf_reconciliations_total"),
+    drift: value("portwatch_ebpf_drift_sockets_total"),
+  };
+}
+
 const count = (w: WatcherProc, kind: string, port: number, proto?: string) =>
   w.matching((e: PortEvent) => e.event === kind && e.port === port && (!proto || e.proto === proto)).length;
 
@@ -38,6 +52,7 @@ Deno.test({
         EBPF_ENGINE: "bpftrace",
         EBPF_ONLY: "1",
         EBPF_RECONCILE: "2",
+        METRICS_PORT: String(METRICS_PORT),
         SNAPSHOT_PATH: `${dir}/snapshot`,
         HOST_NAME: "ebpf-host",
         LOG_LEVEL: "info",
@@ -143,7 +158,10 @@ print(pid, flush=True)`,
             (e) => e.event === "open" && (e.port === 8020 || e.port === 8021),
             2,
           );
-          await new Promise((r) => setTimeout(r, 500)); // the parent is gone; the child holds both
+          await elapse(
+            500,
+            "the parent is gone and the child holds both: a window in which no close may come",
+          );
           assert.equal(
             count(w, "close", 8020) + count(w, "close", 8021),
             0,
@@ -179,7 +197,18 @@ for s in socks: s.close()`,
       });
 
       await t.step("reconciliation finds no drift: the events told the whole story", async () => {
-        await new Promise((r) => setTimeout(r, 2500)); // at least one reconciliation (EBPF_RECONCILE=2)
+        // No process exits from here on, so the reconciliations counted are the periodic ones (EBPF_RECONCILE=2).
+        const first = await ebpfMetrics(ns);
+        const after = await waitUntil(
+          "a reconciliation scan",
+          async () => {
+            const m = await ebpfMetrics(ns);
+            return m.reconciliations > first.reconciliations && m;
+          },
+          10_000,
+          100,
+        );
+        assert.equal(after.drift, 0, w.stderr.join("\n"));
         assert.ok(!w.stderr.some((l) => /reconciliation found/.test(l)), w.stderr.join("\n"));
       });
     } finally {

@@ -3,6 +3,7 @@ import { EventEngine } from "./event_engine.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { envOf } from "../events/env.ts";
+import { elapse, waitUntil } from "../events/wait.ts";
 import { CollectingSink } from "../events/testing_sink.ts";
 import { loadWatcherConfig, type WatcherConfig } from "../watcher/config.ts";
 import { netnsInode } from "../watcher/identity.ts";
@@ -66,15 +67,6 @@ export function listenEvent(port: number, kts: number, over: Partial<SocketEvent
   };
 }
 
-/** Wait for `cond`, polling, until `ms` have passed (then fail saying what was awaited). */
-export async function waitUntil(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /**
  * An engine over `source` delivering to `sink`, its snapshot `snap` in a temp dir given to `fn` (no
  * reconciliation); shut down, and the dir removed, after `fn`.
@@ -113,7 +105,7 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
     const [a, b] = TEST_PORTS;
     source.emit(listenEvent(a, 1));
     await engine.flushNow();
-    await waitUntil("the open of the first port", () => sink.sent.some((e) => e.port === a));
+    await waitUntil("the open of the first port", () => sink.sent.some((e) => e.port === a), 10_000, 5);
     source.emit(listenEvent(b, 2));
     assert.ok(engine.poll.tracker.open().some((p) => p.port === b), "decided");
     // Any snapshot write in the window (a report's, the outbox clearing's); then the watcher dies.
@@ -194,18 +186,18 @@ Deno.test("EventEngine: with gatherMs 0, what one read brings is reported togeth
     source.emit(listenEvent(a, 1), listenEvent(b, 2), listenEvent(c, 3, { kind: "bind", proto: "udp" }));
     assert.equal(batches.length, 0, "nothing reported while the read is being applied");
     // Reported once the run is over (a microtask, no gather timer), as one batch.
-    await waitUntil("the first report", () => batches.length >= 1);
+    await waitUntil("the first report", () => batches.length >= 1, 10_000, 5);
     assert.deepEqual(batches, [[a, b, c]], "one report with the whole read");
     // The next read is the next report.
     source.emit(listenEvent(a, 4, { kind: "unlisten", sk: `0xffff${a}` }));
-    await waitUntil("the second report", () => batches.length === 2);
+    await waitUntil("the second report", () => batches.length === 2, 10_000, 5);
     assert.deepEqual(sink.sent.filter((e) => e.event === "close").map((e) => e.port), [a]);
   });
 });
 
 /** Wait until each of `ports` has an open and a close, and check that these are all, in that order. */
 async function openThenClose(sink: CollectingSink, ports: number[]): Promise<void> {
-  await waitUntil("an open and a close of each port", () => sink.sent.length >= 2 * ports.length);
+  await waitUntil("an open and a close of each port", () => sink.sent.length >= 2 * ports.length, 10_000, 5);
   for (const p of ports) {
     assert.deepEqual(
       sink.sent.filter((e) => e.port === p).map((e) => e.event),
@@ -250,9 +242,9 @@ Deno.test("EventEngine: while the source is behind, held ends wait for opens rea
     // A backlog drained one CPU's buffer after the other: the ends, then (100 ms later) the older opens.
     source.emit(unlistenEvent(a, 200), unlistenEvent(b, 210));
     source.behind();
-    await new Promise((r) => setTimeout(r, 50));
+    await elapse(50, "a backlog being drained: past the 60 ms window in two steps");
     source.behind(); // still draining
-    await new Promise((r) => setTimeout(r, 50));
+    await elapse(50, "the rest of the backlog");
     source.emit(listenEvent(a, 100), listenEvent(b, 110));
     source.behind();
     await openThenClose(sink, [a, b]);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { EndHold } from "./reorder.ts";
 import type { SocketEvent } from "./socket_event.ts";
+import { waitUntil } from "../events/wait.ts";
 
 const ev = (kind: SocketEvent["kind"], kts: number, port = 80): SocketEvent => ({
   ts: 0,
@@ -69,8 +70,7 @@ Deno.test("EndHold: the timer applies a held end once its window has passed", as
   const hold = new EndHold(5, (e) => applied.push(e.kind));
   try {
     hold.push(ev("close", 1));
-    const deadline = Date.now() + 5000;
-    while (applied.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await waitUntil("the held close to be applied", () => applied.length > 0, 5_000, 5);
     assert.deepEqual(applied, ["close"]);
   } finally {
     hold.stop();
@@ -118,8 +118,7 @@ Deno.test("EndHold: the timer applies an end once the source caught up (no event
     hold.push(ev("close", 1));
     hold.holdLonger();
     const t0 = Date.now();
-    const deadline = t0 + 2000;
-    while (applied.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await waitUntil("the end to be applied once the source caught up", () => applied.length > 0, 2_000, 5);
     assert.deepEqual(applied, [1]);
     assert.ok(Date.now() - t0 < 1000, "at the floor, not at the cap");
   } finally {

@@ -4,6 +4,7 @@ import { SocketLedger } from "./ledger.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { envOf } from "../events/env.ts";
+import { waitUntil } from "../events/wait.ts";
 import { CollectingSink } from "../events/testing_sink.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
 import { NetNs, netnsSkipReason, skipIf } from "../watcher/testing/netns.ts";
@@ -44,15 +45,6 @@ function listenEvent(port: number, kts: number, over: Partial<SocketEvent>): Soc
     addr: "0.0.0.0",
     ...over,
   };
-}
-
-/** Wait for `cond`, polling, until `ms` have passed (then fail saying what was awaited). */
-async function waitUntil(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 Deno.test("SocketLedger: hidden sockets stay in the ledger but are not observed", () => {
@@ -125,7 +117,7 @@ Deno.test({
         const opens = () =>
           sink.sent.filter((e) => e.event === "open" && e.netns === netns).map((e) => `${e.proto}/${e.port}`)
             .sort();
-        await waitUntil("the namespace's own port", () => opens().includes(`tcp/${ownPort}`));
+        await waitUntil("the namespace's own port", () => opens().includes(`tcp/${ownPort}`), 10_000, 5);
         await source.stop();
         await running;
         return {

@@ -1,15 +1,9 @@
 import assert from "node:assert/strict";
 import { HttpSink, type HttpSinkOptions, ingestUrl } from "./http_sink.ts";
 import type { PortEvent } from "./schema.ts";
-import {
-  forward,
-  freePort,
-  loggedIds,
-  type PeerAction,
-  scriptedPeer,
-  startListener,
-  waitUntil,
-} from "./testing_listener.ts";
+import { forward, loggedIds, type PeerAction, scriptedPeer, startListener } from "./testing_listener.ts";
+import { freePort } from "./testing_port.ts";
+import { waitUntil } from "./wait.ts";
 
 /** A temp dir with `spool/` and `listener.log` paths, removed afterwards. */
 async function withDir(
@@ -96,7 +90,7 @@ Deno.test("HttpSink: listener down then up (and SIGKILLed, then back): spooled, 
       assert.ok(sink.stats.retries >= 1);
       assert.equal(await sink.flush(50), false, "nothing can drain yet");
 
-      listener = await startListener(logPath, port);
+      listener = await startListener(logPath, { port });
       await waitUntil("the spool to drain", () => sink.stats.spoolDepth === 0);
       assert.deepEqual(await loggedIds(logPath), ids(early.flat()), "in order, each once");
 
@@ -111,7 +105,7 @@ Deno.test("HttpSink: listener down then up (and SIGKILLed, then back): spooled, 
       for (const b of during) await sink.send(b);
       assert.equal(sink.stats.spoolDepth, 5);
 
-      listener = await startListener(logPath, port);
+      listener = await startListener(logPath, { port });
       assert.equal(await sink.flush(10_000), true);
       const all = ids([...early.flat(), ...live, ...during.flat()]);
       assert.deepEqual(await loggedIds(logPath), all);
@@ -219,7 +213,7 @@ Deno.test("HttpSink: 422 goes to the dead-letter file, the rest of the batch and
 
 Deno.test("HttpSink: 413 splits the batch in halves; a single oversized event is dead-lettered", async () => {
   await withDir(async ({ spoolDir, logPath }) => {
-    const listener = await startListener(logPath, 0, ["--body-limit", "1024"]);
+    const listener = await startListener(logPath, { args: ["--body-limit", "1024"] });
     const sink = await open(listener.url, spoolDir);
     try {
       const batch = events(8); // ~2.6 KB as NDJSON, over the 1 KiB limit
@@ -273,7 +267,7 @@ Deno.test("HttpSink: Retry-After on 503 and 429 is honoured", async () => {
 
 Deno.test("HttpSink: a wrong token keeps events spooled (not dead-lettered); a hung listener times out", async () => {
   await withDir(async ({ spoolDir, logPath }) => {
-    const listener = await startListener(logPath, 0, [], { LISTENER_TOKEN: "right" });
+    const listener = await startListener(logPath, { env: { LISTENER_TOKEN: "right" } });
     const sink = await open(listener.url, spoolDir, { token: "wrong" });
     try {
       await sink.send(events(2));

@@ -19,6 +19,7 @@ function manual(log: string[], name: string) {
   };
 }
 
+/** One macrotask turn: lets the queued promise callbacks run (no time has to pass). */
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 Deno.test("SendOrder: sends about other ports start at once; one about the same port waits for it", async () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Signal } from "./signal.ts";
+import { elapse } from "./wait.ts";
 
 Deno.test("Signal: fire wakes every current waiter; a wait with a timeout ends by itself", async () => {
   const s = new Signal();
@@ -16,7 +17,7 @@ Deno.test("Signal: fire wakes every current waiter; a wait with a timeout ends b
   s.fire();
   let later = false;
   const c = s.wait().then(() => later = true);
-  await new Promise((r) => setTimeout(r, 10));
+  await elapse(10, "a window in which the earlier fire must not wake the new waiter");
   assert.equal(later, false);
   s.fire();
   await c;

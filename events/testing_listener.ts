@@ -1,20 +1,65 @@
 /**
- * Test helpers for delivery: the real listener as a subprocess (started by path, events/ imports nothing
- * else of ours), and a scripted loopback HTTP peer for failure injection (drop the connection, answer
- * 503/429/413, forward to a listener). Loopback only; every process and socket is closed by its owner.
+ * Test helpers: the real listener as a subprocess, the one way every test, the fleet and the benchmarks start
+ * it (by path: events/ imports nothing else of ours), and a scripted loopback HTTP peer for failure injection
+ * (drop the connection, answer 503/429/413, forward to a listener). Every process and socket is closed by its
+ * owner.
  * @module
  */
 
-export { waitUntil } from "./wait.ts";
+/** Re-exported for the callers that import it from here (docker/testing/live.ts). */
+export { freePort } from "./testing_port.ts";
 
 const LISTENER_MAIN = new URL("../listener/main.ts", import.meta.url).pathname;
 
-/** A free loopback TCP port (bound, read, released). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+/** The line the listener prints on stdout once it listens; group 1 is its URL. */
+export const LISTENING_LINE = /\{"listening":"([^"]+)"\}/;
+
+/** How to run a listener: flags of `listener/main.ts` and of `deno run`. */
+export interface ListenerCommandOptions {
+  /** Port (default 0: any; the URL is in the {@link LISTENING_LINE}). */
+  port?: number;
+  /** More listener flags (`--fsync 0`, `--store-url ...`). */
+  args?: string[];
+  /** `deno run` flags before the program (V8 flags, `--inspect=...`). */
+  denoFlags?: string[];
+}
+
+/**
+ * The command line (`deno run --allow-all ... listener/main.ts --port P --log-path L ...`) of a listener; for
+ * callers that run it under their own process tracking (the benchmarks), then wait for {@link LISTENING_LINE}.
+ *
+ * @example
+ * ```ts
+ * const [cmd, ...args] = listenerCommand("/tmp/l.log", { args: ["--fsync", "0"] });
+ * ```
+ */
+export function listenerCommand(logPath: string, options: ListenerCommandOptions = {}): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    ...(options.denoFlags ?? []),
+    LISTENER_MAIN,
+    "--port",
+    String(options.port ?? 0),
+    "--log-path",
+    logPath,
+    ...(options.args ?? []),
+  ];
+}
+
+/** How to start a listener subprocess. */
+export interface ListenerOptions extends ListenerCommandOptions {
+  /** Environment over `LOG_LEVEL=error`. */
+  env?: Record<string, string>;
+  /** Rewrites the command, e.g. a network namespace's `ns.wrap` to run it inside. */
+  wrap?: (cmd: string[]) => string[];
+  /** Working directory. */
+  cwd?: string;
+  /** Start-up deadline (default 20 s), then SIGKILL. */
+  startMs?: number;
+  /** Its stderr: shown (default), dropped, or the last lines kept for {@link ListenerProc.log}. */
+  stderr?: "inherit" | "null" | "tail";
 }
 
 /** A listener subprocess. */
@@ -22,41 +67,78 @@ export interface ListenerProc {
   url: string;
   port: number;
   logPath: string;
-  /** SIGTERM and wait for exit. */
+  pid: number;
+  /** The last lines of its stderr (with `stderr: "tail"`; otherwise empty). */
+  log(): string;
+  /** SIGTERM and wait for exit; SIGKILL after 10 s, and then it throws. */
   stop(): Promise<void>;
   /** SIGKILL and wait for exit: a crash. */
   kill9(): Promise<void>;
 }
 
-/** Start `listener/main.ts` on `port` (0: any) with its log at `logPath`; resolves once it listens (20 s). */
-export async function startListener(
-  logPath: string,
-  port = 0,
-  args: string[] = [],
-  env: Record<string, string> = {},
-): Promise<ListenerProc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", LISTENER_MAIN, "--port", String(port), "--log-path", logPath, ...args],
-    env: { LOG_LEVEL: "error", ...env },
+/**
+ * Start `listener/main.ts` with its log at `logPath`; resolves once it prints {@link LISTENING_LINE}, throws
+ * (naming the port, and with the stderr tail when kept) if it exits first or misses the deadline.
+ *
+ * @example
+ * ```ts
+ * const l = await startListener("/tmp/portwatcher.log", { env: { LISTENER_FSYNC: "0" } });
+ * try {
+ *   await fetch(`${l.url}/healthz`).then((r) => r.body?.cancel());
+ * } finally {
+ *   await l.stop();
+ * }
+ * ```
+ */
+export async function startListener(logPath: string, options: ListenerOptions = {}): Promise<ListenerProc> {
+  const port = options.port ?? 0;
+  const cmd = listenerCommand(logPath, options);
+  const [program, ...args] = options.wrap ? options.wrap(cmd) : cmd;
+  const tailed = options.stderr === "tail";
+  const child = new Deno.Command(program, {
+    args,
+    cwd: options.cwd,
+    env: { LOG_LEVEL: "error", ...options.env },
     stdin: "null",
     stdout: "piped",
-    stderr: "inherit",
+    stderr: options.stderr === "null" ? "null" : tailed ? "piped" : "inherit",
   }).spawn();
+  let tail: string[] = [];
+  const tailing = tailed
+    ? (async () => {
+      try {
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          tail.push(...chunk.split("\n").filter((l) => l !== ""));
+          if (tail.length > 100) tail = tail.slice(-50);
+        }
+      } catch { /* killed */ }
+    })()
+    : Promise.resolve();
+  const log = () => tail.join("\n");
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const kill = (signal: Deno.Signal) => {
     try {
       child.kill(signal);
     } catch { /* already gone */ }
   };
-  const deadline = setTimeout(() => kill("SIGKILL"), 20_000);
+  const startMs = options.startMs ?? 20_000;
+  let late = false;
+  const deadline = setTimeout(() => {
+    late = true;
+    kill("SIGKILL");
+  }, startMs);
   let buf = "";
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`the listener exited before listening (port ${port})`);
+      if (done) {
+        const why = late ? `did not listen within ${startMs} ms` : "exited before listening";
+        throw new Error(`the listener ${why} (port ${port})${tailed ? `:\n${log()}` : ""}`);
+      }
       buf += value;
-      const m = /\{"listening":"([^"]+)"\}/.exec(buf);
+      const m = LISTENING_LINE.exec(buf);
       if (!m) continue;
+      // Keep draining stdout so the child never blocks on a full pipe.
       const drained = (async () => {
         try {
           while (!(await reader.read()).done) { /* discard */ }
@@ -64,16 +146,24 @@ export async function startListener(
       })();
       const stopWith = async (signal: Deno.Signal) => {
         kill(signal);
-        const timer = setTimeout(() => kill("SIGKILL"), 10_000);
+        let escalated = false;
+        const timer = setTimeout(() => {
+          escalated = true;
+          kill("SIGKILL");
+        }, 10_000);
         await child.status;
         clearTimeout(timer);
         await drained;
+        await tailing;
+        if (escalated) throw new Error(`the listener did not stop within 10 s of ${signal}`);
       };
       const url = m[1];
       return {
         url,
         port: Number(new URL(url).port),
         logPath,
+        pid: child.pid,
+        log,
         stop: () => stopWith("SIGTERM"),
         kill9: () => stopWith("SIGKILL"),
       };
@@ -82,6 +172,7 @@ export async function startListener(
     kill("SIGKILL");
     await child.status;
     await reader.cancel().catch(() => {});
+    await tailing;
     throw e;
   } finally {
     clearTimeout(deadline);

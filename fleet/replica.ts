@@ -5,17 +5,10 @@
  */
 import { fileURLToPath } from "node:url";
 import { cpuSeconds } from "./cpu.ts";
+import { freePort } from "../events/testing_port.ts";
+import { type ListenerProc, startListener } from "../events/testing_listener.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const MAIN = fileURLToPath(new URL("../listener/main.ts", import.meta.url));
-
-/** A free loopback TCP port (bound, read, released). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** How to run a replica. */
 export interface ReplicaOptions {
@@ -35,8 +28,9 @@ export interface ReplicaOptions {
 export class Replica {
   readonly port: number;
   readonly url: string;
-  #child?: Deno.ChildProcess;
-  #tail: string[] = [];
+  #proc?: ListenerProc;
+  /** The stderr tail of the last incarnation that ended. */
+  #lastLog = "";
   /** CPU seconds of earlier incarnations (a killed replica's time still counts). */
   #pastCpu = 0;
 
@@ -47,107 +41,56 @@ export class Replica {
 
   /** Whether the process runs. */
   get running(): boolean {
-    return this.#child !== undefined;
+    return this.#proc !== undefined;
   }
 
   /** Its process id (undefined while stopped). */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#proc?.pid;
   }
 
   /** The last lines of its stderr, for failure messages. */
   log(): string {
-    return this.#tail.join("\n");
+    return this.#proc?.log() ?? this.#lastLog;
   }
 
   /** Start the process; resolves once it prints its `{"listening": url}` line. */
   async start(): Promise<void> {
-    if (this.#child) return;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        ...(this.options.denoFlags ?? []),
-        MAIN,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(this.port),
-        "--log-path",
-        this.options.logPath,
-        "--max-bytes",
-        "0",
-      ],
+    if (this.#proc) return;
+    this.#proc = await startListener(this.options.logPath, {
+      port: this.port,
+      args: ["--host", "127.0.0.1", "--max-bytes", "0"],
+      denoFlags: this.options.denoFlags,
       cwd: ROOT,
       env: { LOG_LEVEL: "warning", ...this.options.env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    (async () => {
-      try {
-        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-          this.#tail.push(...chunk.split("\n").filter((l) => l !== ""));
-          if (this.#tail.length > 100) this.#tail = this.#tail.slice(-50);
-        }
-      } catch { /* killed */ }
-    })();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    const timer = setTimeout(() => this.#signal(child, "SIGKILL"), this.options.startMs ?? 30_000);
-    let buf = "";
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`listener on port ${this.port} exited before listening:\n${this.log()}`);
-        buf += value;
-        if (buf.includes('{"listening":')) break;
-      }
-    } catch (e) {
-      this.#signal(child, "SIGKILL");
-      await child.status;
-      this.#child = undefined;
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
-    (async () => {
-      try {
-        while (!(await reader.read()).done) { /* keep the pipe drained */ }
-      } catch { /* killed */ }
-    })();
+      startMs: this.options.startMs ?? 30_000,
+      stderr: "tail",
+    });
   }
 
-  #signal(child: Deno.ChildProcess, signal: Deno.Signal): void {
-    try {
-      child.kill(signal);
-    } catch { /* already gone */ }
-  }
-
-  async #end(signal: Deno.Signal): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    this.#pastCpu += await cpuSeconds(child.pid).catch(() => 0);
-    this.#signal(child, signal);
-    const timer = setTimeout(() => this.#signal(child, "SIGKILL"), 10_000);
-    await child.status;
-    clearTimeout(timer);
-    this.#child = undefined;
+  async #end(how: "stop" | "kill9"): Promise<void> {
+    const proc = this.#proc;
+    if (!proc) return;
+    this.#pastCpu += await cpuSeconds(proc.pid).catch(() => 0);
+    // A replica that needed SIGKILL after 10 s of SIGTERM is stopped all the same; the run goes on.
+    await proc[how]().catch(() => {});
+    this.#lastLog = proc.log();
+    this.#proc = undefined;
   }
 
   /** SIGKILL: a crash; resolves once the process is gone. */
   kill9(): Promise<void> {
-    return this.#end("SIGKILL");
+    return this.#end("kill9");
   }
 
   /** SIGTERM (graceful), SIGKILL after 10 s. */
   stop(): Promise<void> {
-    return this.#end("SIGTERM");
+    return this.#end("stop");
   }
 
   /** CPU seconds used so far, over every incarnation. */
   async cpu(): Promise<number> {
-    const now = this.#child ? await cpuSeconds(this.#child.pid).catch(() => 0) : 0;
+    const now = this.#proc ? await cpuSeconds(this.#proc.pid).catch(() => 0) : 0;
     return this.#pastCpu + now;
   }
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { sampleEvent, spawnListener, waitFor, withTempDir } from "./testing.ts";
+import { startListener } from "../events/testing_listener.ts";
+import { waitUntil } from "../events/wait.ts";
+import { sampleEvent, withTempDir } from "./testing.ts";
 
 /**
  * The durability promise: under concurrent load, kill -9 the listener; after a restart every event whose POST
@@ -9,7 +11,7 @@ import { sampleEvent, spawnListener, waitFor, withTempDir } from "./testing.ts";
 Deno.test("crash: kill -9 under concurrent load loses no acknowledged event and duplicates none", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/portwatcher.log`;
-    const l = await spawnListener(path, { LISTENER_FSYNC: "1" });
+    const l = await startListener(path, { env: { LISTENER_FSYNC: "1" } });
     const acked = new Set<string>();
     const sent: Record<string, unknown>[][] = [];
     let stop = false;
@@ -31,7 +33,7 @@ Deno.test("crash: kill -9 under concurrent load loses no acknowledged event and 
       }
     };
     const workers = Array.from({ length: 16 }, (_, w) => worker(w));
-    await waitFor("300 acknowledged events", () => acked.size >= 300, 20_000);
+    await waitUntil("300 acknowledged events", () => acked.size >= 300, 20_000);
     await l.kill9();
     stop = true;
     await Promise.all(workers);
@@ -52,7 +54,7 @@ Deno.test("crash: kill -9 under concurrent load loses no acknowledged event and 
     for (const [id, n] of counts) assert.equal(n, 1, `${id} is in the log ${n} times`);
 
     // Restart and retry every batch ever sent, as watchers with a spool would: nothing is stored twice.
-    const l2 = await spawnListener(path, { LISTENER_FSYNC: "1" });
+    const l2 = await startListener(path, { env: { LISTENER_FSYNC: "1" } });
     try {
       for (const batch of sent) {
         const res = await fetch(`${l2.url}/ingest`, {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { CONTENT_TYPE } from "../events/metrics.ts";
+import { waitUntil } from "../events/wait.ts";
 import { createApp } from "./app.ts";
 import { EventStore, type StoreOptions } from "./store.ts";
 import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";
@@ -145,8 +146,7 @@ Deno.test("listener /metrics: stream subscribers and rotations are read at scrap
       closing.abort();
       await reader.cancel();
     }
-    const end = Date.now() + 5_000;
-    while (store.subscribers > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil("the stream's subscriber to be gone", () => store.subscribers === 0, 5_000, 10);
     assert.equal((await scrape(app)).get("portwatch_listener_stream_subscribers"), 0);
   });
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { startListener } from "../events/testing_listener.ts";
 import { baseUrl, formatTable, PortsError } from "./ports_cli.ts";
-import { sampleEvent, spawnListener, withTempDir } from "./testing.ts";
+import { sampleEvent, withTempDir } from "./testing.ts";
 import type { OpenPort } from "./ports_state.ts";
 
 const CLI = new URL("./ports_cli.ts", import.meta.url).pathname;
@@ -49,7 +50,7 @@ Deno.test("ports: the table reads like ss -ltnup", () => {
 
 Deno.test("ports: against a real listener: table, --json, filters, token errors, unreachable", async () => {
   await withTempDir(async (dir) => {
-    const l = await spawnListener(`${dir}/p.log`, { LISTENER_FSYNC: "0", LISTENER_TOKEN: "t0k" });
+    const l = await startListener(`${dir}/p.log`, { env: { LISTENER_FSYNC: "0", LISTENER_TOKEN: "t0k" } });
     try {
       const post = (e: Record<string, unknown>) =>
         fetch(`${l.url}/ingest`, {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { sampleEvent, spawnListener, sseEvents, withApp, withTempDir } from "./testing.ts";
+import { startListener } from "../events/testing_listener.ts";
+import { sampleEvent, sseEvents, withApp, withTempDir } from "./testing.ts";
 
 const post = (base: string, body: unknown) =>
   fetch(`${base}/ingest`, {
@@ -49,7 +50,7 @@ Deno.test("GET /events/stream (app.request): live events, filtered, as stored li
 
 Deno.test("GET /events/stream over real HTTP: a client that reconnects with Last-Event-ID misses nothing", async () => {
   await withTempDir(async (dir) => {
-    const l = await spawnListener(`${dir}/p.log`, { LISTENER_FSYNC: "0" });
+    const l = await startListener(`${dir}/p.log`, { env: { LISTENER_FSYNC: "0" } });
     try {
       const first = Array.from({ length: 3 }, (_, i) => sampleEvent({ port: 100 + i }));
       const ac = new AbortController();
@@ -82,14 +83,14 @@ Deno.test("GET /events/stream over real HTTP: a client that reconnects with Last
 Deno.test("listener process: resume by id survives a listener restart (ids are read back from the log)", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/p.log`;
-    let l = await spawnListener(path, { LISTENER_FSYNC: "1" });
+    let l = await startListener(path, { env: { LISTENER_FSYNC: "1" } });
     const evs = Array.from({ length: 5 }, (_, i) => sampleEvent({ port: 400 + i }));
     try {
       await post(l.url, evs);
     } finally {
       await l.stop();
     }
-    l = await spawnListener(path, { LISTENER_FSYNC: "1" });
+    l = await startListener(path, { env: { LISTENER_FSYNC: "1" } });
     try {
       const again = await post(l.url, evs);
       assert.deepEqual([again.stored, again.duplicates], [0, 5]);

@@ -2,10 +2,6 @@
 import { EventStore, type StoreOptions } from "./store.ts";
 import { createApp } from "./app.ts";
 import type { Hono } from "hono";
-import { waitUntil } from "../events/wait.ts";
-
-/** Wait until `check` holds (deadline `ms`), naming `what` on timeout. */
-export const waitFor = waitUntil;
 
 /** A temp folder removed after `fn`, whatever happens. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -78,74 +74,6 @@ export function sampleEvent(over: Record<string, unknown> = {}): Record<string, 
 export async function readLog(path: string): Promise<Record<string, unknown>[]> {
   const text = await Deno.readTextFile(path).catch(() => "");
   return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
-}
-
-/** A listener running as its own process, as users run it. */
-export interface ListenerProcess {
-  url: string;
-  child: Deno.ChildProcess;
-  /** SIGTERM and wait. */
-  stop(): Promise<void>;
-  /** SIGKILL and wait: a crash. */
-  kill9(): Promise<void>;
-}
-
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
-
-/** Start `listener/main.ts` on a free loopback port; resolves once it is listening (deadline 20 s). */
-export async function spawnListener(
-  logPath: string,
-  env: Record<string, string> = {},
-): Promise<ListenerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "--port", "0", "--log-path", logPath],
-    env: { LOG_LEVEL: "warning", ...env },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("the listener exited before it was listening");
-      buf += value;
-      const m = /\{"listening":"([^"]+)"\}/.exec(buf);
-      if (m) {
-        // Keep draining stdout so the child never blocks on a full pipe.
-        (async () => {
-          try {
-            while (!(await reader.read()).done) { /* discard */ }
-          } catch { /* closed */ }
-        })();
-        const wait = async (signal: Deno.Signal) => {
-          try {
-            child.kill(signal);
-          } catch { /* already gone */ }
-          const timer = setTimeout(() => {
-            try {
-              child.kill("SIGKILL");
-            } catch { /* gone */ }
-          }, 10_000);
-          const status = await child.status;
-          clearTimeout(timer);
-          if (signal === "SIGTERM" && status.signal === "SIGKILL") {
-            throw new Error("the listener did not stop within 10 s of SIGTERM");
-          }
-        };
-        return { url: m[1], child, stop: () => wait("SIGTERM"), kill9: () => wait("SIGKILL") };
-      }
-    }
-  } catch (e) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    throw e;
-  } finally {
-    clearTimeout(deadline);
-  }
 }
 
 /** Read Server-Sent Events from a response body: yields {id, data} per event; comments are skipped. */

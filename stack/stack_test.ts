@@ -4,6 +4,8 @@ import { inside, stop, up, type UpOptions } from "./stack.ts";
 import { readState } from "./state.ts";
 import { alive, sh, waitUntil } from "./sys.ts";
 import { eventsFor } from "./verify.ts";
+import { freePort } from "../events/testing_port.ts";
+import { elapse } from "../events/wait.ts";
 import { netnsSkipReason, skipIf } from "../watcher/testing/netns.ts";
 import { cgroupSkipReason } from "../watcher/testing/cgroup.ts";
 
@@ -25,13 +27,6 @@ function skipReason(supervised = false): string | undefined {
     (supervised && !hasSupervisord()
       ? "supervisord is not installed (Debian: apt-get install supervisor)"
       : undefined);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** A stack of our own (prefix, port and state dir unique to the test), always torn down. */
@@ -172,7 +167,7 @@ Deno.test({
       await inside(o.dir, "nodejs-tester", [...denoRun, `${TESTERS}hold.ts`, "tcp", "3922"], true);
       const [opened] = await waitEvents(o, 3922, (es) => es.length >= 1);
       assert.equal(opened.container_name, "nodejs-tester");
-      await new Promise((r) => setTimeout(r, 1000)); // several scans of the restarted watcher
+      await elapse(1000, "several scans of the restarted watcher, in which 3921 may not open again");
       const steady = await eventsFor(url(o), 3921, "2000-01-01T00:00:00Z");
       assert.deepEqual(
         steady.map((e) => e.event),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf, waitFor } from "../watcher/testing/netns.ts";
+import { NetNs, skipIf } from "../watcher/testing/netns.ts";
+import { waitUntil } from "../events/wait.ts";
 import { type Line, nsSkipReason, onPort, runTester, scan, Tester } from "./harness_test.ts";
 
 const noNs = nsSkipReason();
@@ -26,7 +27,8 @@ for (const proto of ["tcp", "udp"] as const) {
       try {
         // watch the namespace as a watcher would: every port must be seen open at some point
         const seen = new Map<number, Set<number>>(); // port -> inodes
-        await waitFor(
+        await waitUntil(
+          "the burst to end",
           () => {
             for (const s of scan(ns)) {
               if (s.proto !== proto) continue;
@@ -35,8 +37,8 @@ for (const proto of ["tcp", "udp"] as const) {
             }
             return t.exited !== undefined;
           },
-          "the burst to end",
-          { timeoutMs: 20_000, intervalMs: 5 },
+          20_000,
+          5,
         );
         const end = await t.finish();
         assert.equal(end.code, 0, end.stderr);

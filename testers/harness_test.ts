@@ -8,7 +8,8 @@
  */
 import { NetlinkSource } from "../watcher/netlink.ts";
 import type { ListeningSocket } from "../watcher/socket.ts";
-import { type NetNs, waitFor, withDeadline } from "../watcher/testing/netns.ts";
+import { type NetNs, withDeadline } from "../watcher/testing/netns.ts";
+import { waitUntil } from "../events/wait.ts";
 
 /** Generous deadline for a program to start (deno startup) and print its first line. */
 export const START_MS = 20_000;
@@ -102,7 +103,8 @@ export class Tester {
 
   /** Wait (with a deadline) for a line matching `pred`; fails early, with stderr, if the program exits first. */
   async line(pred: (l: Line) => boolean, what: string, timeoutMs = START_MS): Promise<Line> {
-    return await waitFor(
+    return await waitUntil(
+      what,
       async () => {
         const l = this.lines.find(pred);
         if (l) return l;
@@ -117,8 +119,8 @@ export class Tester {
         }
         return undefined;
       },
-      what,
-      { timeoutMs },
+      timeoutMs,
+      10,
     );
   }
 

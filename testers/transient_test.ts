@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf, waitFor } from "../watcher/testing/netns.ts";
+import { NetNs, skipIf } from "../watcher/testing/netns.ts";
+import { waitUntil } from "../events/wait.ts";
 import { nsSkipReason, onPort, runTester, Tester } from "./harness_test.ts";
 
 for (const proto of ["tcp", "udp"] as const) {
@@ -10,9 +11,12 @@ for (const proto of ["tcp", "udp"] as const) {
       assert.equal(ready.proto, proto);
       // the socket is there right after the ready line (the program prints it once bound)
       assert.equal(onPort(ready.port, proto).length, 1);
-      await waitFor(() => onPort(ready.port, proto).length === 0, "the transient port to close", {
-        timeoutMs: 10_000,
-      });
+      await waitUntil(
+        "the transient port to close",
+        () => onPort(ready.port, proto).length === 0,
+        10_000,
+        10,
+      );
       const end = await t.finish();
       assert.equal(end.code, 0, end.stderr);
       assert.equal(end.lines.length, 2);
@@ -56,7 +60,7 @@ Deno.test({
       try {
         await t.ready();
         assert.equal(onPort(5000, "tcp", ns).length, 1);
-        await waitFor(() => onPort(5000, "tcp", ns).length === 0, "5000/tcp to close", { timeoutMs: 10_000 });
+        await waitUntil("5000/tcp to close", () => onPort(5000, "tcp", ns).length === 0, 10_000, 10);
         assert.equal((await t.finish()).code, 0);
       } finally {
         await t.close();

@@ -1,52 +1,10 @@
 import assert from "node:assert/strict";
-import { NetNs, netnsSkipReason, skipIf, withDeadline } from "./testing/netns.ts";
+import { startListener } from "../events/testing_listener.ts";
+import { waitUntil } from "../events/wait.ts";
+import { NetNs, netnsSkipReason, skipIf } from "./testing/netns.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
 
 const skip = netnsSkipReason();
-const LISTENER = new URL("../listener/main.ts", import.meta.url).pathname;
-
-/** The real listener inside `ns` on `port`; resolves once it listens. */
-async function listenerIn(ns: NetNs, port: number, logPath: string) {
-  const cmd = ns.wrap([
-    Deno.execPath(),
-    "run",
-    "--allow-all",
-    LISTENER,
-    "--port",
-    String(port),
-    "--log-path",
-    logPath,
-  ]);
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    env: { LISTENER_FSYNC: "1", LOG_LEVEL: "warning" },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  await withDeadline(
-    (async () => {
-      while (!text.includes('"listening"')) {
-        const r = await reader.read();
-        if (r.done) throw new Error("the listener exited");
-        text += r.value;
-      }
-    })(),
-    20_000,
-    "the listener to listen",
-  );
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
-  return {
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-    },
-  };
-}
 
 function logged(path: string): Record<string, unknown>[] {
   try {
@@ -56,19 +14,14 @@ function logged(path: string): Record<string, unknown>[] {
   }
 }
 
-async function waitLogged(
-  path: string,
-  what: string,
-  pred: (r: Record<string, unknown>) => boolean,
-  n: number,
-) {
-  const end = Date.now() + 15_000;
-  while (logged(path).filter(pred).length < n) {
-    if (Date.now() > end) {
-      throw new Error(`timed out waiting for ${what}; log: ${JSON.stringify(logged(path))}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** Wait (15 s) until `n` lines of the listener's log match `pred`; the log is shown on timeout. */
+function waitLogged(path: string, what: string, pred: (r: Record<string, unknown>) => boolean, n: number) {
+  return waitUntil(
+    () => `${what}; log: ${JSON.stringify(logged(path))}`,
+    () => logged(path).filter(pred).length >= n,
+    15_000,
+    25,
+  );
 }
 
 Deno.test({
@@ -100,7 +53,12 @@ Deno.test({
       await watcher.waitLog(/Port closed: 7102/);
       assert.deepEqual(logged(log), []);
 
-      listener = await listenerIn(ns, 18321, log);
+      listener = await startListener(log, {
+        port: 18321,
+        wrap: (cmd) => ns.wrap(cmd),
+        env: { LISTENER_FSYNC: "1", LOG_LEVEL: "warning" },
+        stderr: "null",
+      });
       await waitLogged(log, "the spooled events", (r) => r.port === 7101 || r.port === 7102, 3);
 
       // Shutdown: a close with source "shutdown" for 7101, delivered before the watcher exits.

@@ -4,7 +4,8 @@ import { makeTestCgroup, netnsCgroupSkipReason as realSkipReason, randomHex } fr
 import { netnsInode } from "./identity.ts";
 import { discoverNamespaces, namedNamespaces, NamespaceWatcher, type NetNamespace } from "./namespaces.ts";
 import { ProcNetSource } from "./proc_net.ts";
-import { type Holder, NetNs, skipIf, waitFor } from "./testing/netns.ts";
+import { type Holder, NetNs, skipIf } from "./testing/netns.ts";
+import { waitUntil } from "../events/wait.ts";
 
 const FIXTURES = new URL("./testing/fixtures/cgroup/", import.meta.url);
 const fixture = (name: string) => Deno.readTextFileSync(new URL(name, FIXTURES));
@@ -246,20 +247,30 @@ Deno.test({
 
       // The member exits; the forked child keeps the namespace and becomes the member.
       await h.exitParent();
-      r = await waitFor(() => {
-        const x = w.refresh();
-        return byInode(x.current, inode)?.pid === child ? x : undefined;
-      }, "the member to switch to the forked child");
+      r = await waitUntil(
+        "the member to switch to the forked child",
+        () => {
+          const x = w.refresh();
+          return byInode(x.current, inode)?.pid === child ? x : undefined;
+        },
+        5_000,
+        10,
+      );
       assert.deepEqual(byInode(r.current, inode)?.pids, [child]);
       assert.equal(byInode(r.current, inode)?.path, `/proc/${child}/ns/net`);
       assert.ok(!byInode(r.added, inode) && !byInode(r.removed, inode));
 
       // Deleted (its processes killed, the bind mount gone).
       await ns.delete();
-      r = await waitFor(() => {
-        const x = w.refresh();
-        return byInode(x.removed, inode) ? x : undefined;
-      }, "the deleted namespace to be reported removed");
+      r = await waitUntil(
+        "the deleted namespace to be reported removed",
+        () => {
+          const x = w.refresh();
+          return byInode(x.removed, inode) ? x : undefined;
+        },
+        5_000,
+        10,
+      );
       assert.equal(byInode(r.current, inode), undefined);
       assert.equal(byInode(w.refresh().removed, inode), undefined); // reported once
     } finally {

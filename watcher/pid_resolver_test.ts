@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { NetlinkSource } from "./netlink.ts";
 import { type InodePids, PidResolver, walkFfi, walkPure } from "./pid_resolver.ts";
 import { ProcNetSource } from "./proc_net.ts";
-import { Holder, pythonSkipReason, run, skipIf, waitFor } from "./testing/netns.ts";
+import { Holder, pythonSkipReason, run, skipIf } from "./testing/netns.ts";
+import { waitUntil } from "../events/wait.ts";
 import { denoForUser } from "./testing/user_deno.ts";
 
 const noPython = pythonSkipReason();
@@ -20,9 +21,7 @@ Deno.test({
     });
     try {
       // other processes may open or close sockets between the two walks: retry until a quiet moment
-      await waitFor(() => same(walkFfi(), walkPure()), "the FFI and pure walks to agree", {
-        timeoutMs: 5000,
-      });
+      await waitUntil("the FFI and pure walks to agree", () => same(walkFfi(), walkPure()), 5_000, 10);
       const all = walkFfi();
       for (const s of h.report.sockets) assert.deepEqual(all.get(s.inode), [h.pid]);
       for (const inode of h.report.established) assert.deepEqual(all.get(inode), [h.pid]);

@@ -6,6 +6,7 @@ import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
 import { CollectingSink } from "../events/testing_sink.ts";
 import type { EventSink } from "../events/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
+import { elapse } from "../events/wait.ts";
 
 const identity = { host: "h", container_id: null, container_name: null, runtime: null };
 const obs = {
@@ -86,7 +87,7 @@ Deno.test("Reporter, wait: false: every batch on the wire stays in the outbox un
     let settled = false;
     const settling = r.settle().then(() => (settled = true));
     pending.shift()!();
-    await new Promise((res) => setTimeout(res, 10));
+    await elapse(10, "a window in which settle() must not resolve while a batch is on the wire");
     assert.equal(settled, false, "settle waits for every batch");
     pending.shift()!();
     await settling;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Holder, NetNs, netnsSkipReason, skipIf } from "./testing/netns.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
+import { elapse } from "../events/wait.ts";
 import type { PortEvent } from "../events/schema.ts";
 
 const skip = netnsSkipReason();
@@ -77,7 +78,7 @@ Deno.test({
           assert.deepEqual(e.pids, []);
           assert.deepEqual(e.last_pids, [h.pid]);
         }
-        await new Promise((r) => setTimeout(r, 300)); // a few more scans: nothing is reported twice
+        await elapse(300, "a few more scans (0.1 s apart), in which nothing may be reported twice");
         assert.equal(w.matching((e) => e.port >= 7001 && e.port <= 7004).length, 8);
         assert.ok(
           w.stderr.some((l) => /New port opened: 7001 \(pids: \d+\)/.test(l)),
@@ -108,7 +109,7 @@ Deno.test({
         assert.deepEqual(open.pids, [h.pid, h.report.childPid!].sort((a, b) => a - b));
         await h.exitParent();
         // Several scans later the port is still open: no close.
-        await new Promise((r) => setTimeout(r, 500)); // five scans
+        await elapse(500, "five scans, in which no close may be reported");
         assert.equal(w.matching(is("close", 7010)).length, 0, "no close while the child holds it");
         await h.close();
         const [close] = await w.waitFor("close 7010", is("close", 7010));
@@ -132,7 +133,7 @@ Deno.test({
         await w.waitFor("open 7020", is("open", 7020));
         await h.close();
         h = await ns.holder({ sockets: [{ proto: "tcp", host: "0.0.0.0", port: 7020 }] });
-        await new Promise((r) => setTimeout(r, 2000)); // past the grace: still one open, no close
+        await elapse(2000, "past the 1.5 s grace: still one open, no close");
         assert.equal(w.matching((e) => e.port === 7020).length, 1);
         await h.close();
         const started = Date.now();
@@ -169,7 +170,7 @@ Deno.test({
         h = await ns.holder({
           sockets: [7030, 7031, 7032].map((port) => ({ proto: "tcp" as const, host: "0.0.0.0", port })),
         });
-        await new Promise((r) => setTimeout(r, 150));
+        await elapse(150, "the hold time of the burst's sockets: BURST_SCANS must catch them");
         await h.close();
         await w.waitFor(
           "open and close of 7030 and 7032",
@@ -203,7 +204,7 @@ Deno.test({
         const w2 = WatcherProc.start(baseEnv(dir), ns);
         try {
           await w2.waitFor("close 7041 and open 7042", (e) => is("close", 7041)(e) || is("open", 7042)(e), 2);
-          await new Promise((r) => setTimeout(r, 300));
+          await elapse(300, "a few scans of the new watcher, in which 7040 may not be reported again");
           assert.equal(w2.matching((e) => e.port === 7040).length, 0, "7040 was open before and still is");
         } finally {
           await w2.stop();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { elapse, waitUntil } from "../../events/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
-import { sampleEvent, waitFor } from "../testing.ts";
+import { sampleEvent } from "../testing.ts";
 import { connect } from "./client.ts";
 import { migrate, MIGRATIONS } from "./migrations.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres, withReplicas } from "./testing.ts";
@@ -40,11 +41,11 @@ Deno.test({
           const later = [ev(), ev()];
           assert.equal((await b.app.request("/ingest", json(later))).status, 200);
           // Committed, but behind an open transaction with a lower id: not on the stream yet.
-          await new Promise((r) => setTimeout(r, 600));
+          await elapse(600, "a window (several polls) in which nothing may reach the stream");
           assert.deepEqual(got, []);
           release();
           await tx;
-          await waitFor("every row on the stream", () => got.length >= 3);
+          await waitUntil("every row on the stream", () => got.length >= 3);
           assert.deepEqual(got, [held.id, later[0].id, later[1].id]);
           // Queries use the stream's order too.
           const { events } = await (await b.app.request("/events?order=asc")).json();
@@ -69,7 +70,7 @@ Deno.test({
               assert.equal((await [a, b][i % 2].app.request("/ingest", json(batch))).status, 200);
             }
           }));
-          await waitFor("every event on the subscriber", () => got.length >= sent.length);
+          await waitUntil("every event on the subscriber", () => got.length >= sent.length);
           assert.equal(new Set(got).size, sent.length);
           assert.deepEqual([...got].sort(), [...sent].sort());
           // In stream order, though b's own rows come from its memory and a's from the table.
@@ -87,7 +88,7 @@ Deno.test({
         await b.app.request("/ingest", json(first));
         const rest = [ev(), ev(), ev()];
         await b.app.request("/ingest", json(rest));
-        await new Promise((r) => setTimeout(r, 400)); // notifications and a poll or two
+        await elapse(400, "notifications and a poll or two, in which replica a must read no row");
         assert.equal(a.store.live.rowsRead, 0);
         assert.equal(b.store.live.rowsRead, 0);
         const replayed: string[] = [];
@@ -106,7 +107,7 @@ Deno.test({
           // Through the other replica, so that every row is read from the table, not from memory.
           await b.app.request("/ingest", json([others[0], mine[0], ...others.slice(1, 10)]));
           await b.app.request("/ingest", json([...others.slice(10), mine[1]]));
-          await waitFor("both probe rows on the filtered subscriber", () => got.length >= 2);
+          await waitUntil("both probe rows on the filtered subscriber", () => got.length >= 2);
           assert.deepEqual(got, mine.map((e) => e.id));
           assert.equal(a.store.live.rowsRead, 2, "rows of other hosts were read");
           // A subscriber without a filter makes the feed read every row again.
@@ -115,7 +116,7 @@ Deno.test({
           try {
             const next = [ev({ host: "other" }), ev({ host: "probe" })];
             await b.app.request("/ingest", json(next));
-            await waitFor("the unfiltered subscriber's rows", () => all.length >= 2);
+            await waitUntil("the unfiltered subscriber's rows", () => all.length >= 2);
             assert.deepEqual(all, next.map((e) => e.id));
             assert.deepEqual(got.slice(2), next.map((e) => e.id), "the feed hands every row it reads");
           } finally {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { elapse, waitUntil } from "../../events/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
-import { sampleEvent, sseEvents, waitFor } from "../testing.ts";
+import { sampleEvent, sseEvents } from "../testing.ts";
 import { connect } from "./store.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres, withReplicas } from "./testing.ts";
 
@@ -36,7 +37,7 @@ Deno.test({
             assert.equal(res.headers.get("retry-after"), "1");
             await res.body?.cancel();
             unavailable++;
-            await new Promise((r) => setTimeout(r, 50)); // the watcher's back-off
+            await elapse(50, "the back-off a watcher keeps before it retries");
           }
         }
       };
@@ -44,12 +45,12 @@ Deno.test({
       const ac = new AbortController();
       const stream = await a.app.request("/events/stream?port=65000", { signal: ac.signal });
       const it = sseEvents(stream.body!);
-      await waitFor("the subscriber", () => a.store.subscribers === 1);
+      await waitUntil("the subscriber", () => a.store.subscribers === 1);
 
       const senders = [sender(a.app), sender(b.app), sender(a.app)];
-      await waitFor("some events stored", () => acked.size >= 200);
+      await waitUntil("some events stored", () => acked.size >= 200);
       await pg.stop();
-      await waitFor("a 503 while PostgreSQL is down", () => unavailable > 0);
+      await waitUntil("a 503 while PostgreSQL is down", () => unavailable > 0);
       const q = await b.app.request("/events?limit=5");
       assert.equal(q.status, 503);
       assert.equal(q.headers.get("retry-after"), "1");
@@ -57,7 +58,7 @@ Deno.test({
       assert.equal((await a.app.request("/ports")).status, 503);
       await pg.start();
       const before = acked.size;
-      await waitFor("ingest works again", () => acked.size >= before + 200, 20_000);
+      await waitUntil("ingest works again", () => acked.size >= before + 200, 20_000);
       stop = true;
       await Promise.all(senders);
 

@@ -15,9 +15,9 @@ Deno.test({
     const url = await freshDatabase(pg);
     await withTempDir(async (dir) => {
       const logPath = `${dir}/unused.log`;
-      const a = await startListener(logPath, 0, [], { STORE_URL: url });
+      const a = await startListener(logPath, { env: { STORE_URL: url } });
       try {
-        const b = await startListener(logPath, 0, ["--store-url", url]);
+        const b = await startListener(logPath, { args: ["--store-url", url] });
         try {
           const e = sampleEvent({ id: uuidv7() });
           const res = await fetch(`${a.url}/ingest`, json([e, e]));

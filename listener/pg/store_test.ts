@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { waitUntil } from "../../events/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
-import { sampleEvent, sseEvents, waitFor } from "../testing.ts";
+import { sampleEvent, sseEvents } from "../testing.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres, withReplicas } from "./testing.ts";
 
 const skip = postgresSkipReason();
@@ -161,7 +162,7 @@ Deno.test({
                 assert.equal(res.status, 200);
               }
             }));
-            await waitFor("every event on the subscriber", () => got.length >= sent.size);
+            await waitUntil("every event on the subscriber", () => got.length >= sent.size);
             assert.equal(got.length, sent.size);
             assert.equal(new Set(got).size, sent.size);
             const { events } = await (await b.app.request("/events?order=asc&limit=10000")).json();
@@ -178,7 +179,7 @@ Deno.test({
         const ac = new AbortController();
         const res = await a.app.request("/events/stream?proto=udp", { signal: ac.signal });
         const it = sseEvents(res.body!);
-        await waitFor("the subscriber", () => a.store.subscribers === 1);
+        await waitUntil("the subscriber", () => a.store.subscribers === 1);
         const sent = [ev({ proto: "udp" }), ev({ proto: "tcp" }), ev({ proto: "udp" })];
         await b.app.request("/ingest", json(sent));
         const got: string[] = [];

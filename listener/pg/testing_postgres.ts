@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import { freePort } from "../../events/testing_port.ts";
 
 /** Where Debian puts a PostgreSQL version's server binaries; `PG_BIN` overrides. */
 function binDir(): string | undefined {
@@ -88,14 +89,6 @@ export interface TestPostgres {
   /** Stop the server and remove the temporary directory. Safe to call twice. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
-}
-
-/** A free loopback TCP port (bound, read, released). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function run(

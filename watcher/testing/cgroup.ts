@@ -1,6 +1,7 @@
 /** Test helper: throw-away cgroup v2 directories, so container attribution is tested on real cgroups. */
 import { cgroup2Root } from "../cgroup.ts";
-import { netnsSkipReason, waitFor } from "./netns.ts";
+import { netnsSkipReason } from "./netns.ts";
+import { waitUntil } from "../../events/wait.ts";
 
 /** The cgroup v2 mount, or null. */
 export const cgroupRoot: string | null = cgroup2Root();
@@ -41,14 +42,19 @@ export function makeTestCgroup(leaf: string) {
     /** Remove the directories (waits while the last process is reaped). */
     async remove() {
       for (const p of [path, top]) {
-        await waitFor(() => {
-          try {
-            Deno.removeSync(`${cgroupRoot}${p}`);
-            return true;
-          } catch (e) {
-            return e instanceof Deno.errors.NotFound; // EBUSY until the last process is reaped
-          }
-        }, `rmdir ${cgroupRoot}${p}`);
+        await waitUntil(
+          `rmdir ${cgroupRoot}${p}`,
+          () => {
+            try {
+              Deno.removeSync(`${cgroupRoot}${p}`);
+              return true;
+            } catch (e) {
+              return e instanceof Deno.errors.NotFound; // EBUSY until the last process is reaped
+            }
+          },
+          5_000,
+          10,
+        );
       }
     },
   };

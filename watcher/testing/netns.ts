@@ -57,21 +57,6 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): 
   }
 }
 
-/** Poll `cond` (every `intervalMs`) until it returns a value other than undefined/false, or throw at the deadline. */
-export async function waitFor<T>(
-  cond: () => T | undefined | false | Promise<T | undefined | false>,
-  what: string,
-  { timeoutMs = 5000, intervalMs = 10 } = {},
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 /** Output of a finished command. */
 export interface CommandResult {
   code: number;

@@ -6,6 +6,7 @@
 import type { PortEvent } from "../../events/schema.ts";
 import { readLines } from "../../events/lines.ts";
 import { type NetNs, withDeadline } from "./netns.ts";
+import { waitUntil } from "../../events/wait.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -51,29 +52,26 @@ export class WatcherProc {
   }
 
   /** Wait until `n` events match `pred` (deadline `ms`); returns them. */
-  async waitFor(what: string, pred: (e: PortEvent) => boolean, n = 1, ms = 10_000): Promise<PortEvent[]> {
-    const end = Date.now() + ms;
-    while (this.matching(pred).length < n) {
-      if (Date.now() > end) {
-        throw new Error(
-          `timed out after ${ms} ms waiting for ${what}; events: ${JSON.stringify(this.events)}\n` +
-            `stderr: ${this.stderr.join("\n")}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return this.matching(pred);
+  waitFor(what: string, pred: (e: PortEvent) => boolean, n = 1, ms = 10_000): Promise<PortEvent[]> {
+    return waitUntil(
+      () => `${what}; events: ${JSON.stringify(this.events)}\nstderr: ${this.stderr.join("\n")}`,
+      () => {
+        const got = this.matching(pred);
+        return got.length >= n && got;
+      },
+      ms,
+      25,
+    );
   }
 
   /** Wait until the watcher has logged a line matching `re`. */
   async waitLog(re: RegExp, ms = 10_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!this.stderr.some((l) => re.test(l))) {
-      if (Date.now() > end) {
-        throw new Error(`timed out waiting for a log line ${re}; stderr: ${this.stderr.join("\n")}`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitUntil(
+      () => `a log line ${re}; stderr: ${this.stderr.join("\n")}`,
+      () => this.stderr.some((l) => re.test(l)),
+      ms,
+      25,
+    );
   }
 
   /** Wait (deadline 20 s) for the process to exit by itself, e.g. on a bad setting. */
