@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { findCompose } from "../../stack/compose.ts";
 import { sh, works } from "../../stack/sys.ts";
 import { waitUntil } from "../../events/wait.ts";
-export { freePort } from "../../events/testing_listener.ts";
+export { freePort } from "../../events/testing_port.ts";
 import type { PortEvent } from "../../events/schema.ts";
 
 /** The repository root. */
