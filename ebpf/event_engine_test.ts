@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EventEngine } from "./event_engine.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
+import { listenEvent } from "./testing/socket_events.ts";
 import { envOf } from "../events/env.ts";
 import { elapse, waitUntil } from "../events/wait.ts";
 import { CollectingSink } from "../events/testing_sink.ts";
@@ -46,25 +47,6 @@ export function testConfig(snapshotPath: string): WatcherConfig {
   const c = loadWatcherConfig([], envOf({ WATCH_PORTS: TEST_PORTS.join(","), SNAPSHOT_PATH: snapshotPath }));
   if (c === "help") throw new Error("help");
   return c;
-}
-
-/** A listen() that succeeded, as the bpftrace source reports it. */
-export function listenEvent(port: number, kts: number, over: Partial<SocketEvent> = {}): SocketEvent {
-  return {
-    ts: Date.now(),
-    kts,
-    kind: "listen",
-    pid: 4242,
-    proto: "tcp",
-    fd: 3,
-    sk: `0xffff${port}`,
-    inode: 900000 + port,
-    port,
-    family: 4,
-    addr: "0.0.0.0",
-    netns: netnsInode(),
-    ...over,
-  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { listenEvent } from "./testing/socket_events.ts";
 import { EventEngine } from "./event_engine.ts";
 import { SocketLedger } from "./ledger.ts";
 import type { SocketEventSource } from "./event_source.ts";
@@ -29,22 +30,6 @@ class FakeSource implements SocketEventSource {
     this.#stop?.();
     return Promise.resolve();
   }
-}
-
-/** A successful listen(), as bpftrace reports it. */
-function listenEvent(port: number, kts: number, over: Partial<SocketEvent>): SocketEvent {
-  return {
-    ts: Date.now(),
-    kts,
-    kind: "listen",
-    pid: 4242,
-    proto: "tcp",
-    fd: 3,
-    port,
-    family: 4,
-    addr: "0.0.0.0",
-    ...over,
-  };
 }
 
 Deno.test("SocketLedger: hidden sockets stay in the ledger but are not observed", () => {

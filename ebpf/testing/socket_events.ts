@@ -1,0 +1,32 @@
+/**
+ * Test helpers: socket events as the eBPF sources report them, for the engine's and the ledger's tests.
+ * @module
+ */
+import type { SocketEvent } from "../socket_event.ts";
+import { netnsInode } from "../../watcher/identity.ts";
+
+/**
+ * A listen() that succeeded, as the bpftrace source reports it (in this process's network namespace unless
+ * `over` names another).
+ * @example
+ * ```ts
+ * listenEvent(61231, 1, { pid: 5000 }); // a TCP listen on 0.0.0.0:61231 by pid 5000, in this netns
+ * ```
+ */
+export function listenEvent(port: number, kts: number, over: Partial<SocketEvent> = {}): SocketEvent {
+  return {
+    ts: Date.now(),
+    kts,
+    kind: "listen",
+    pid: 4242,
+    proto: "tcp",
+    fd: 3,
+    sk: `0xffff${port}`,
+    inode: 900000 + port,
+    port,
+    family: 4,
+    addr: "0.0.0.0",
+    netns: netnsInode(),
+    ...over,
+  };
+}
