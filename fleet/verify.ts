@@ -4,7 +4,7 @@
  * paging through `GET /events`; (b) `GET /ports` on every replica equals the simulated truth.
  * @module
  */
-import { logFiles, readLines } from "../listener/log_reader.ts";
+import { logFiles, readLines } from "../listener/file/log_reader.ts";
 import { type HostSim, truthKey } from "./traffic.ts";
 
 /** Stored ids of this run's hosts and how many times each is stored. */

@@ -5,7 +5,7 @@
  */
 import { parseBody } from "./parse_body.ts";
 import { toRecords } from "./validate.ts";
-import { EventStore } from "./store.ts";
+import { EventStore } from "./file/store.ts";
 
 const EVENT = {
   event: "open",

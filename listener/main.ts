@@ -4,7 +4,7 @@ import { ConfigError, firstSet, parseBool } from "../events/env.ts";
 import { setupLogging } from "../events/logging.ts";
 import { ListenError, listenError, type ListenSettings } from "../events/listen_error.ts";
 import { loadConfig, USAGE } from "./config.ts";
-import { EventStore } from "./store.ts";
+import { EventStore } from "./file/store.ts";
 import type { PgStore } from "./pg/store.ts";
 import { redactUrl } from "./pg/url.ts";
 import { createApp, INGEST_BYTES, PG_INGEST_BYTES } from "./app.ts";

@@ -3,7 +3,7 @@ import type { Hono } from "hono";
 import { CONTENT_TYPE } from "../events/metrics.ts";
 import { waitUntil } from "../events/wait.ts";
 import { createApp } from "./app.ts";
-import { EventStore, type StoreOptions } from "./store.ts";
+import { EventStore, type StoreOptions } from "./file/store.ts";
 import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";
 
 /** `name{labels}` → value, from the text format (HELP/TYPE lines checked to precede their samples). */

@@ -1,5 +1,5 @@
 /** Helpers for the listener's tests: temporary folders, a store over a temp log, sample events. */
-import { EventStore, type StoreOptions } from "./store.ts";
+import { EventStore, type StoreOptions } from "./file/store.ts";
 import { createApp } from "./app.ts";
 import type { Hono } from "hono";
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import type { BrowserContext, Page } from "playwright-core";
 import { createApp } from "./app.ts";
-import { EventStore } from "./store.ts";
+import { EventStore } from "./file/store.ts";
 import { storeOptions } from "./testing.ts";
 import { toRecords } from "./validate.ts";
 import { uiRoutes } from "./ui.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { ASSET_MAX_AGE, CSP, uiRoutes } from "./ui.ts";
 import { createApp } from "./app.ts";
-import { EventStore } from "./store.ts";
+import { EventStore } from "./file/store.ts";
 import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";
 
 const UI_DIR = new URL("./ui/", import.meta.url);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EventStore } from "./store.ts";
-import { toRecords } from "./validate.ts";
-import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";
+import { toRecords } from "../validate.ts";
+import { sampleEvent, storeOptions, withTempDir } from "../testing.ts";
 import { logFiles } from "./log_reader.ts";
 
 const records = (evs: Record<string, unknown>[]) => toRecords(evs, new Date().toISOString());

@@ -7,16 +7,16 @@
 import { LogWriter, type LogWriterOptions } from "./log_writer.ts";
 import { recoverLog, type RecoveryReport } from "./log_recovery.ts";
 import { readRecords } from "./log_reader.ts";
-import { IdWindow } from "./id_window.ts";
-import { type Entry, RecentLog } from "./recent.ts";
-import { PortsState } from "./ports_state.ts";
-import { type EventFilter, matches } from "./filter.ts";
-import { PREPARED, type Record_, type Records } from "./validate.ts";
-import type { OpenPort } from "./ports_state.ts";
-import type { Registry } from "../events/metrics.ts";
-import type { IngestResult, Store, StoreHooks } from "./store_api.ts";
+import { IdWindow } from "../id_window.ts";
+import { type Entry, RecentLog } from "../recent.ts";
+import { PortsState } from "../ports_state.ts";
+import { type EventFilter, matches } from "../filter.ts";
+import { PREPARED, type Record_, type Records } from "../validate.ts";
+import type { OpenPort } from "../ports_state.ts";
+import type { Registry } from "../../events/metrics.ts";
+import type { IngestResult, Store, StoreHooks } from "../store_api.ts";
 
-export type { IngestResult, StoreHooks } from "./store_api.ts";
+export type { IngestResult, StoreHooks } from "../store_api.ts";
 
 /** How the store keeps its log and state. */
 export interface StoreOptions extends LogWriterOptions {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { goodEnd, recoverLog } from "./log_recovery.ts";
-import { withTempDir } from "./testing.ts";
+import { withTempDir } from "../testing.ts";
 
 const enc = new TextEncoder();
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LogWriter } from "./log_writer.ts";
 import { logFiles, readLines } from "./log_reader.ts";
-import { withTempDir } from "./testing.ts";
+import { withTempDir } from "../testing.ts";
 
 const enc = new TextEncoder();
 
