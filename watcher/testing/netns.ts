@@ -257,41 +257,12 @@ export class Holder {
   static async start(spec: HolderSpec, netns?: NetNs, timeoutMs = 20_000): Promise<Holder> {
     const cmd = ["python3", "-c", HOLDER_PY, JSON.stringify(spec)];
     const full = netns ? netns.wrap(cmd) : cmd;
-    const child = new Deno.Command(full[0], {
-      args: full.slice(1),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdin = child.stdin.getWriter();
-    const stderr = new Response(child.stderr).text();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    try {
-      const line = withDeadline(
-        (async () => {
-          while (!text.includes("\n")) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            text += value;
-          }
-          return text;
-        })(),
-        timeoutMs,
-        "the socket holder's report",
-      );
-      const report = JSON.parse(await line) as HolderReport;
-      return new Holder(child, report, stdin, stderr);
-    } catch (e) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await stdin.close().catch(() => {});
-      throw new Error(`socket holder failed: ${e instanceof Error ? e.message : e}; stderr: ${await stderr}`);
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
+    const { child, report, stdin, stderr } = await startReporter<HolderReport>(
+      full,
+      "socket holder",
+      timeoutMs,
+    );
+    return new Holder(child, report, stdin, stderr);
   }
 
   /** The pid of the process holding the sockets (python's own pid). */
@@ -314,15 +285,85 @@ export class Holder {
         Deno.kill(this.report.childPid, "SIGKILL");
       } catch { /* gone */ }
     }
-    await this.#stdin.close().catch(() => {});
-    try {
-      await withDeadline(this.child.status, 5_000, "the holder to exit after stdin closed");
-    } catch {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await this.child.status;
-    }
-    await this.#stderr;
+    await endReporter(this.child, this.#stdin, this.#stderr, "the holder");
   }
+}
+
+/** A process that reports one JSON line on stdout when ready, and holds until its stdin closes. */
+export interface Reporter<R> {
+  child: Deno.ChildProcess;
+  /** Its report, parsed. */
+  report: R;
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** All of its stderr, once it has exited. */
+  stderr: Promise<string>;
+}
+
+/**
+ * Start `cmd` and wait (with a deadline) for its one-line JSON report; on failure it is killed and the error
+ * names `what` and its stderr.
+ * @example
+ * ```ts
+ * const r = await startReporter<{ pid: number }>(["python3", "-c", "import os,sys; print('{\"pid\": %d}' % os.getpid()); sys.stdin.read()"], "probe", 5_000);
+ * await endReporter(r.child, r.stdin, r.stderr, "the probe");
+ * ```
+ */
+export async function startReporter<R>(
+  cmd: string[],
+  what: string,
+  timeoutMs = 20_000,
+): Promise<Reporter<R>> {
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    const line = withDeadline(
+      (async () => {
+        while (!text.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += value;
+        }
+        return text;
+      })(),
+      timeoutMs,
+      `the ${what}'s report`,
+    );
+    return { child, report: JSON.parse(await line) as R, stdin, stderr };
+  } catch (e) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+    await stdin.close().catch(() => {});
+    throw new Error(`${what} failed: ${e instanceof Error ? e.message : e}; stderr: ${await stderr}`);
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** Close a reporter's stdin and wait for it to exit (5 s, then SIGKILL); `what` names it in errors. */
+export async function endReporter(
+  child: Deno.ChildProcess,
+  stdin: WritableStreamDefaultWriter<Uint8Array>,
+  stderr: Promise<string>,
+  what: string,
+): Promise<void> {
+  await stdin.close().catch(() => {});
+  try {
+    await withDeadline(child.status, 5_000, `${what} to exit after stdin closed`);
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+  }
+  await stderr;
 }

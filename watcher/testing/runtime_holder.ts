@@ -5,7 +5,7 @@
  * the sockets live in the other one: a runtime-owned socket. Needs root (setns into another namespace).
  * @module
  */
-import { withDeadline } from "./netns.ts";
+import { endReporter, startReporter } from "./netns.ts";
 
 const PY = String.raw`
 import ctypes, json, os, signal, socket, sys
@@ -56,55 +56,14 @@ export class RuntimeHolder {
 
   /** Open the sockets on `addr` (default 127.0.0.11, as Docker's DNS) in the namespace at `nsPath`. */
   static async start(nsPath: string, addr = "127.0.0.11", timeoutMs = 20_000): Promise<RuntimeHolder> {
-    const child = new Deno.Command("python3", {
-      args: ["-c", PY, nsPath, addr],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdin = child.stdin.getWriter();
-    const stderr = new Response(child.stderr).text();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    try {
-      await withDeadline(
-        (async () => {
-          while (!text.includes("\n")) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            text += value;
-          }
-        })(),
-        timeoutMs,
-        "the runtime holder's report",
-      );
-      const r = JSON.parse(text) as { pid: number; tcp: OpenedSocket; udp: OpenedSocket };
-      return new RuntimeHolder(child, r.pid, r.tcp, r.udp, stdin, stderr);
-    } catch (e) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-      await stdin.close().catch(() => {});
-      throw new Error(
-        `runtime holder failed: ${e instanceof Error ? e.message : e}; stderr: ${await stderr}`,
-      );
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
+    const { child, report, stdin, stderr } = await startReporter<
+      { pid: number; tcp: OpenedSocket; udp: OpenedSocket }
+    >(["python3", "-c", PY, nsPath, addr], "runtime holder", timeoutMs);
+    return new RuntimeHolder(child, report.pid, report.tcp, report.udp, stdin, stderr);
   }
 
   /** End it and wait until it is gone (idempotent). */
   async close(): Promise<void> {
-    await this.stdin.close().catch(() => {});
-    try {
-      await withDeadline(this.child.status, 5_000, "the runtime holder to exit");
-    } catch {
-      try {
-        this.child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await this.child.status;
-    }
-    await this.stderr;
+    await endReporter(this.child, this.stdin, this.stderr, "the runtime holder");
   }
 }
