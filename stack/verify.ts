@@ -14,14 +14,15 @@ export interface CaseResult {
 
 type Stored = PortEvent & { ts: string };
 
-/** Events stored for `port` (optionally in one container) since `since` (ISO), oldest first. */
+/** Events stored for `port` (optionally in one container; since `since`, ISO, when given), oldest first. */
 export async function eventsFor(
   base: string,
   port: number,
-  since: string,
+  since?: string,
   container?: string,
 ): Promise<Stored[]> {
-  const q = new URLSearchParams({ port: String(port), since, order: "asc", limit: "1000" });
+  const q = new URLSearchParams({ port: String(port), order: "asc", limit: "1000" });
+  if (since) q.set("since", since);
   if (container) q.set("container", container);
   const res = await fetch(`${base}/events?${q}`);
   if (!res.ok) throw new Error(`GET /events answered ${res.status}: ${await res.text()}`);

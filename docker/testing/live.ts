@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { findCompose } from "../../stack/compose.ts";
 import { sh, works } from "../../stack/sys.ts";
+import { eventsFor } from "../../stack/verify.ts";
 import { waitUntil } from "../../events/wait.ts";
 export { freePort } from "../../events/testing_port.ts";
 import type { PortEvent } from "../../events/schema.ts";
@@ -129,15 +130,6 @@ export type Stored = PortEvent & {
   compose_service?: string | null;
 };
 
-/** Stored events for `port` (in `container` when given), oldest first. */
-export async function eventsOf(listener: string, port: number, container?: string): Promise<Stored[]> {
-  const q = new URLSearchParams({ port: String(port), order: "asc", limit: "1000" });
-  if (container) q.set("container", container);
-  const res = await fetch(`${listener}/events?${q}`);
-  if (!res.ok) throw new Error(`GET /events answered ${res.status}: ${await res.text()}`);
-  return (await res.json()).events;
-}
-
 /** Wait until the events of `port` pass `done`; returns them. */
 export async function waitEvents(
   listener: string,
@@ -148,7 +140,12 @@ export async function waitEvents(
 ): Promise<Stored[]> {
   let last: Stored[] = [];
   try {
-    await waitUntil(what, async () => done(last = await eventsOf(listener, port, container)), ms, 200);
+    await waitUntil(
+      what,
+      async () => done(last = await eventsFor(listener, port, undefined, container) as Stored[]),
+      ms,
+      200,
+    );
   } catch (e) {
     const seen = last.map((e) => `${e.event}/${e.source}/${e.container_name}`).join(" ") || "none";
     throw new Error(`${(e as Error).message}; events of port ${port}: ${seen}`);
