@@ -9,8 +9,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError } from "./events/env.ts";
-import { ListenError } from "./events/listen_error.ts";
+import { ConfigError } from "./infra/env.ts";
+import { ListenError } from "./infra/listen_error.ts";
 import { type RunningListener, startListener } from "./listener/main.ts";
 import { StoreSink } from "./listener/store_sink.ts";
 import { loadWatcherConfig } from "./watcher/config.ts";
@@ -18,7 +18,7 @@ import { runUntilSignal } from "./watcher/run_until_signal.ts";
 import { loadEbpfConfig } from "./ebpf/config.ts";
 import { NoEngineError, startEngine } from "./ebpf/start_engine.ts";
 import { startMetricsServer, WatcherMetrics } from "./watcher/metrics.ts";
-import type { MetricsServer } from "./events/metrics.ts";
+import type { MetricsServer } from "./infra/metrics.ts";
 
 /** Run the embedded stack until a signal; resolves with the exit code. */
 export async function runStart(args: string[], env = Deno.env): Promise<number> {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertNoneLeft, runToExit } from "./events/testing_exit.ts";
+import { assertNoneLeft, runToExit } from "./testing/exit.ts";
 
 const START = new URL("./start.ts", import.meta.url).pathname;
 const CONFIG = new URL("./deno.json", import.meta.url).pathname;

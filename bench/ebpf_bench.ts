@@ -19,9 +19,9 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
+import { NetNs, netnsSkipReason, run } from "../testing/netns.ts";
 import type { Proc } from "./procs.ts";
-import { waitUntil } from "../events/wait.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
 import { prng, Resources, startIn, startListener } from "./ns_bench.ts";

@@ -15,11 +15,11 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { NetNs, netnsSkipReason } from "../watcher/testing/netns.ts";
+import { NetNs, netnsSkipReason } from "../testing/netns.ts";
 import { bpftraceScript } from "../ebpf/bpftrace_script.ts";
 import { ensureTracefs } from "../ebpf/bpftrace_source.ts";
 import { Proc } from "./procs.ts";
-import { waitUntil } from "../events/wait.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { Resources, startIn, startListener } from "./ns_bench.ts";
 import { denoTask } from "./deno_task.ts";
 import { clockTicks, processTree, treeCpu } from "./proc_cpu.ts";

@@ -7,8 +7,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { type Memory, Proc } from "./procs.ts";
-import { freePort } from "../events/testing_port.ts";
-import { listenerCommand, LISTENING_LINE } from "../events/testing_listener.ts";
+import { freePort } from "../testing/port.ts";
+import { listenerCommand, LISTENING_LINE } from "../testing/listener.ts";
 import { denoTask } from "./deno_task.ts";
 import { postScript, runWrk, type WrkResult } from "./wrk.ts";
 import { fmtInt, fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";

@@ -4,9 +4,9 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import type { NetNs } from "../watcher/testing/netns.ts";
+import type { NetNs } from "../testing/netns.ts";
 import { Proc } from "./procs.ts";
-import { listenerCommand, LISTENING_LINE } from "../events/testing_listener.ts";
+import { listenerCommand, LISTENING_LINE } from "../testing/listener.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 

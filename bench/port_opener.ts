@@ -7,7 +7,7 @@
  * RLIMIT_NOFILE is raised to its hard limit, so that a burst of 1,000 ports fits.
  * @module
  */
-import { withDeadline } from "../watcher/testing/netns.ts";
+import { withDeadline } from "../testing/netns.ts";
 
 /** One port to open: `at` seconds after the start, held `hold` seconds. */
 export interface Opening {

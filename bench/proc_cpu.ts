@@ -2,7 +2,7 @@
  * CPU time of process trees from /proc, for the benchmarks that measure an engine's CPU (ebpf, ebpf-floor).
  * @module
  */
-import { run } from "../watcher/testing/netns.ts";
+import { run } from "../testing/netns.ts";
 
 /** The text of `path`, or undefined when it cannot be read (a process gone). */
 export function readText(path: string): string | undefined {

@@ -15,9 +15,9 @@
  */
 import { denoTask } from "./deno_task.ts";
 import { fileURLToPath } from "node:url";
-import { type Holder, type HolderSpec, NetNs, netnsSkipReason, run } from "../watcher/testing/netns.ts";
+import { type Holder, type HolderSpec, NetNs, netnsSkipReason, run } from "../testing/netns.ts";
 import { type Memory, Proc, readMemory } from "./procs.ts";
-import { waitUntil } from "../events/wait.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { fmtMb, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type ProbeRequest, type ProbeResult, summarize, type Timing } from "./watcher_scan_probe.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
@@ -878,7 +878,7 @@ export async function runWatcherBench(opts: WatcherBenchOptions = watcherOptions
       `${new Date().toISOString()} — ${header}; ${
         opts.quick ? "BENCH_QUICK=1 (small counts)" : "full run"
       }, ${minutes.toFixed(1)} min. Every measurement runs inside a fresh network namespace (ip netns add) ` +
-      `holding python3 sockets (watcher/testing/netns.ts); ${nofile}.`,
+      `holding python3 sockets (testing/netns.ts); ${nofile}.`,
       "",
       "## 1. One scan with pids",
       "",

@@ -7,14 +7,14 @@
  * commands spawned from inside the namespace (no `ip netns exec` in the measurement). Prints one JSON line.
  * @module
  */
-import { NetlinkSource } from "../watcher/netlink.ts";
-import { ProcNetSource } from "../watcher/proc_net.ts";
-import { PidResolver } from "../watcher/pid_resolver.ts";
-import { observePorts } from "../watcher/observe.ts";
-import { RuntimeSocketFilter } from "../watcher/runtime_sockets.ts";
-import { PortTracker } from "../watcher/tracker.ts";
-import { netnsInode } from "../watcher/identity.ts";
-import type { SocketSource } from "../watcher/socket.ts";
+import { NetlinkSource } from "../sources/netlink.ts";
+import { ProcNetSource } from "../sources/proc_net.ts";
+import { PidResolver } from "../pipeline/pid_resolver.ts";
+import { observePorts } from "../pipeline/observe.ts";
+import { RuntimeSocketFilter } from "../pipeline/scope/runtime_sockets.ts";
+import { PortTracker } from "../pipeline/tracker.ts";
+import { netnsInode } from "../pipeline/scope/identity.ts";
+import type { SocketSource } from "../sources/socket.ts";
 
 /** What the probe is asked to do. */
 export interface ProbeRequest {

@@ -12,10 +12,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { envOf } from "../events/env.ts";
+import { envOf } from "../infra/env.ts";
 import { loadConfig } from "../listener/config.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
-import { deliveryConfigFromEnv } from "../events/delivery_config.ts";
+import { deliveryConfigFromEnv } from "../delivery/delivery_config.ts";
 import { loadEbpfConfig } from "../ebpf/config.ts";
 import { traceeSettingsFromEnv } from "../ebpf/tracee/settings.ts";
 import {

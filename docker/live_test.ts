@@ -32,8 +32,8 @@ import {
   type Stored,
   waitEvents,
 } from "./testing/live.ts";
-import { skipIf } from "../watcher/testing/netns.ts";
-import { waitUntil } from "../events/wait.ts";
+import { skipIf } from "../testing/netns.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { inListener, killHolder, nodeServer, openedOnce, seedClose } from "./testing/seed.ts";
 
 const NAME = "compose stack under a real Docker engine: seed commands, just recipes, restarts, profiles";

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { skipIf } from "../watcher/testing/netns.ts";
+import { skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 
 const NAME =

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { NetNs, netnsSkipReason, run, skipIf } from "../watcher/testing/netns.ts";
+import { NetNs, netnsSkipReason, run, skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import type { PortEvent } from "../events/schema.ts";
-import { elapse, waitUntil } from "../events/wait.ts";
+import { elapse, waitUntil } from "../infra/wait.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
 

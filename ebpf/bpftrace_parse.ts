@@ -3,7 +3,7 @@
  * each record space-separated fields ending in RS. A hand-written split, no JSON: this runs for every event. Pure.
  * @module
  */
-import { formatIPv4 } from "../watcher/socket.ts";
+import { formatIPv4 } from "../sources/socket.ts";
 import { RS } from "./bpftrace_script.ts";
 import type { SocketEvent } from "./socket_event.ts";
 

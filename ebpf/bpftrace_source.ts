@@ -12,11 +12,11 @@ import {
   READY_PID,
   REORDER_MS,
 } from "./bpftrace_script.ts";
-import { readLines } from "../events/lines.ts";
+import { readLines } from "../infra/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import { monotonicNs } from "../watcher/libc.ts";
+import { monotonicNs } from "../infra/libc.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
 

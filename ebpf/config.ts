@@ -1,5 +1,5 @@
 /** Settings of `deno task ebpf` beyond the watcher's: engine choice and fallback, with the seed's names. */
-import { ConfigError, type EnvSource, firstSet, parseBool, parseSecondsMs } from "../events/env.ts";
+import { ConfigError, type EnvSource, firstSet, parseBool, parseSecondsMs } from "../infra/env.ts";
 
 /** Which event engine to try. */
 export type EngineChoice = "auto" | "tracee" | "bpftrace";

@@ -6,16 +6,16 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { EventSink } from "../events/sink.ts";
-import type { EnvSource } from "../events/env.ts";
+import type { EventSink } from "../delivery/sink.ts";
+import type { EnvSource } from "../infra/env.ts";
 import type { WatcherConfig } from "../watcher/config.ts";
 import { PollingEngine } from "../watcher/engine.ts";
-import { netnsInode } from "../watcher/identity.ts";
+import { netnsInode } from "../pipeline/scope/identity.ts";
 import { SocketLedger } from "./ledger.ts";
 import { EndHold } from "./reorder.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import type { PortChange } from "../watcher/tracker.ts";
+import type { PortChange } from "../pipeline/tracker.ts";
 
 const log = getLogger(["portwatch", "ebpf"]);
 

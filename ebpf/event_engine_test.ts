@@ -3,14 +3,14 @@ import { EventEngine } from "./event_engine.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { listenEvent } from "./testing/socket_events.ts";
-import { envOf } from "../events/env.ts";
-import { elapse, waitUntil } from "../events/wait.ts";
-import { CollectingSink } from "../events/testing_sink.ts";
+import { envOf } from "../infra/env.ts";
+import { elapse, waitUntil } from "../infra/wait.ts";
+import { CollectingSink } from "../testing/sink.ts";
 import { loadWatcherConfig, type WatcherConfig } from "../watcher/config.ts";
-import { netnsInode } from "../watcher/identity.ts";
-import { loadSnapshot } from "../watcher/snapshot.ts";
-import { PortTracker } from "../watcher/tracker.ts";
-import { Reporter } from "../watcher/reporter.ts";
+import { netnsInode } from "../pipeline/scope/identity.ts";
+import { loadSnapshot } from "../pipeline/snapshot.ts";
+import { PortTracker } from "../pipeline/tracker.ts";
+import { Reporter } from "../pipeline/reporter.ts";
 
 /** A source the test drives: events go to the engine when the test says. */
 export class FakeSource implements SocketEventSource {

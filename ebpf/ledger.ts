@@ -4,8 +4,8 @@
  * the shared PortTracker does the diff, the grace and the events.
  * @module
  */
-import type { PortObservation } from "../watcher/observe.ts";
-import type { ListeningSocket } from "../watcher/socket.ts";
+import type { PortObservation } from "../pipeline/observe.ts";
+import type { ListeningSocket } from "../sources/socket.ts";
 import type { SocketEvent } from "./socket_event.ts";
 
 /** One live socket: a listening TCP socket or a bound UDP socket. */
@@ -65,7 +65,7 @@ function endedAfter(end: number | undefined, open: number | undefined): boolean 
 export interface SocketLedgerOptions {
   /**
    * Sockets not to observe (kept in the ledger, left out of observations): the runtime-owned ones (see
-   * watcher/runtime_sockets.ts), given the socket's namespace and its holders.
+   * pipeline/scope/runtime_sockets.ts), given the socket's namespace and its holders.
    */
   hides?: (netns: number, pids: Iterable<number>) => boolean;
 }

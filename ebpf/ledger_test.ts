@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SocketLedger } from "./ledger.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import type { ListeningSocket } from "../watcher/socket.ts";
+import type { ListeningSocket } from "../sources/socket.ts";
 
 const NS = 7;
 const listen = (inode: number, port: number, sk: string): SocketEvent => ({

@@ -4,15 +4,15 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError, type EnvSource } from "../events/env.ts";
-import { setupLogging } from "../events/logging.ts";
-import { sinkFromEnv } from "../events/delivery_config.ts";
+import { ConfigError, type EnvSource } from "../infra/env.ts";
+import { setupLogging } from "../infra/logging.ts";
+import { sinkFromEnv } from "../delivery/delivery_config.ts";
 import { loadWatcherConfig, WATCHER_USAGE } from "../watcher/config.ts";
 import { loadEbpfConfig } from "./config.ts";
 import { NoEngineError, startEngine } from "./start_engine.ts";
 import { runUntilSignal } from "../watcher/run_until_signal.ts";
 import { startMetricsServer, WatcherMetrics } from "../watcher/metrics.ts";
-import type { MetricsServer } from "../events/metrics.ts";
+import type { MetricsServer } from "../infra/metrics.ts";
 
 /** `--help` text. */
 export const EBPF_USAGE = WATCHER_USAGE.replace("portwatch watcher", "portwatch ebpf watcher") + `

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EndHold } from "./reorder.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import { waitUntil } from "../events/wait.ts";
+import { waitUntil } from "../infra/wait.ts";
 
 const ev = (kind: SocketEvent["kind"], kts: number, port = 80): SocketEvent => ({
   ts: 0,

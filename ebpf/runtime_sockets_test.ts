@@ -4,12 +4,12 @@ import { EventEngine } from "./event_engine.ts";
 import { SocketLedger } from "./ledger.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import { envOf } from "../events/env.ts";
-import { waitUntil } from "../events/wait.ts";
-import { CollectingSink } from "../events/testing_sink.ts";
+import { envOf } from "../infra/env.ts";
+import { waitUntil } from "../infra/wait.ts";
+import { CollectingSink } from "../testing/sink.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
-import { NetNs, netnsSkipReason, skipIf } from "../watcher/testing/netns.ts";
-import { RuntimeHolder } from "../watcher/testing/runtime_holder.ts";
+import { NetNs, netnsSkipReason, skipIf } from "../testing/netns.ts";
+import { RuntimeHolder } from "../testing/runtime_holder.ts";
 
 /** A source the test drives (events reach the engine when emitted). */
 class FakeSource implements SocketEventSource {

@@ -5,8 +5,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { EnvSource } from "../events/env.ts";
-import type { EventSink } from "../events/sink.ts";
+import type { EnvSource } from "../infra/env.ts";
+import type { EventSink } from "../delivery/sink.ts";
 import type { WatcherConfig } from "../watcher/config.ts";
 import { PollingEngine } from "../watcher/engine.ts";
 import type { EbpfConfig } from "./config.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
-import { NetNs, netnsSkipReason } from "../watcher/testing/netns.ts";
+import { NetNs, netnsSkipReason } from "../testing/netns.ts";
 import { FAKE_TRACEE_DIR } from "./tracee/testing/fake_tracee.ts";
 import { TRACEE_FIXTURES } from "./tracee/testing/fixtures.ts";
 

@@ -3,7 +3,7 @@
  * ebpf/tracee/, or, with TRACEE_INPUT=<file or ->, Tracee JSON lines read from a file or stdin.
  * @module
  */
-import type { EnvSource } from "../events/env.ts";
+import type { EnvSource } from "../infra/env.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { readTraceeFile, runTracee, type TraceeStream } from "./tracee/run.ts";

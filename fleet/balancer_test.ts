@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Balancer } from "./balancer.ts";
-import { freePort } from "../events/testing_port.ts";
+import { freePort } from "../testing/port.ts";
 
 /** A loopback server answering with its name; stopped after `fn`. */
 async function withServers(fn: (urls: string[], hits: string[]) => Promise<void>): Promise<void> {

@@ -3,7 +3,7 @@
  * error naming the setting, the value and what is accepted.
  * @module
  */
-import { ConfigError, type EnvSource, parseFlags } from "../events/env.ts";
+import { ConfigError, type EnvSource, parseFlags } from "../infra/env.ts";
 import type { RunOptions } from "./run.ts";
 
 /** Help text for `--help`. */

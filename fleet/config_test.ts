@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadFleetConfig } from "./config.ts";
-import { envOf } from "../events/env.ts";
-import { ConfigError } from "../events/config_error.ts";
+import { envOf } from "../infra/env.ts";
+import { ConfigError } from "../infra/config_error.ts";
 
 Deno.test("fleet config: defaults, flags over environment, bad values named", () => {
   const d = loadFleetConfig([], envOf({}));

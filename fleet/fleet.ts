@@ -8,7 +8,7 @@
  * while running (the benchmark steps it up).
  * @module
  */
-import { HttpSink } from "../events/http_sink.ts";
+import { HttpSink } from "../delivery/http_sink.ts";
 import { type BalanceMode, Balancer } from "./balancer.ts";
 import { HostSim } from "./traffic.ts";
 import type { LagProbe } from "./lag.ts";

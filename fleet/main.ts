@@ -1,5 +1,5 @@
 /** The fleet simulator program: `deno task fleet`; see fleet/config.ts for the settings. */
-import { ConfigError } from "../events/env.ts";
+import { ConfigError } from "../infra/env.ts";
 import { loadFleetConfig, USAGE } from "./config.ts";
 import { runFleet, type RunResult } from "./run.ts";
 import { eventsOk, portsOk } from "./verify.ts";

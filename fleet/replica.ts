@@ -5,8 +5,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { cpuSeconds } from "./cpu.ts";
-import { freePort } from "../events/testing_port.ts";
-import { type ListenerProc, startListener } from "../events/testing_listener.ts";
+import { freePort } from "../testing/port.ts";
+import { type ListenerProc, startListener } from "../testing/listener.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 

@@ -13,7 +13,7 @@ import {
   parseFlags,
   parseInteger,
   parsePort,
-} from "../events/env.ts";
+} from "../infra/env.ts";
 
 /** Everything the listener needs to start. */
 export interface ListenerConfig {

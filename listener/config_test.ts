@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, envOf } from "../events/env.ts";
+import { ConfigError, envOf } from "../infra/env.ts";
 import { type ListenerConfig, loadConfig, USAGE } from "./config.ts";
 
 const load = (env: Record<string, string>, args: string[] = []) =>

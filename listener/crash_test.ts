@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { startListener } from "../events/testing_listener.ts";
-import { waitUntil } from "../events/wait.ts";
+import { startListener } from "../testing/listener.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { sampleEvent, withTempDir } from "./testing.ts";
 
 /**

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import { EVENT_KINDS, PROTOS, type Source, SOURCES } from "../events/schema.ts";
-import { parsePortList, type PortSet } from "../events/port_list.ts";
-import type { ConfigError } from "../events/config_error.ts";
+import { parsePortList, type PortSet } from "../infra/port_list.ts";
+import type { ConfigError } from "../infra/config_error.ts";
 
 /** What a record must match; every field is optional and they combine with AND. */
 export interface EventFilter {

@@ -3,7 +3,7 @@
  * '}', ... is not valid JSON"), so a small scanner finds the first offending character itself.
  * @module
  */
-import { utf8Length } from "../events/utf8.ts";
+import { utf8Length } from "../infra/utf8.ts";
 
 /** A JSON syntax error located in its text. */
 export interface JsonErrorLocation {

@@ -1,8 +1,8 @@
 /** The listener program: `deno task listen`. */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError, firstSet, parseBool } from "../events/env.ts";
-import { setupLogging } from "../events/logging.ts";
-import { ListenError, listenError, type ListenSettings } from "../events/listen_error.ts";
+import { ConfigError, firstSet, parseBool } from "../infra/env.ts";
+import { setupLogging } from "../infra/logging.ts";
+import { ListenError, listenError, type ListenSettings } from "../infra/listen_error.ts";
 import { loadConfig, USAGE } from "./config.ts";
 import { EventStore } from "./file/store.ts";
 import type { PgStore } from "./pg/store.ts";

@@ -26,11 +26,11 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import { Registry } from "../events/metrics.ts";
+import { Registry } from "../infra/metrics.ts";
 import { SOURCES } from "../events/schema.ts";
 import type { Store } from "./store_api.ts";
 import type { Record_ } from "./validate.ts";
-import { registerProcessMetrics } from "../events/process_metrics.ts";
+import { registerProcessMetrics } from "../infra/process_metrics.ts";
 
 /** The listener's metrics and the pieces app.ts mounts. */
 export interface ListenerMetrics {

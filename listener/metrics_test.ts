@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
-import { CONTENT_TYPE } from "../events/metrics.ts";
-import { waitUntil } from "../events/wait.ts";
+import { CONTENT_TYPE } from "../infra/metrics.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { createApp } from "./app.ts";
 import { EventStore, type StoreOptions } from "./file/store.ts";
 import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { locateJsonError } from "./json_error.ts";
-import { utf8Length } from "../events/utf8.ts";
+import { utf8Length } from "../infra/utf8.ts";
 
 /** A body that cannot be read as events; `status` is the HTTP status to answer with. */
 export class BodyError extends Error {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startListener } from "../events/testing_listener.ts";
+import { startListener } from "../testing/listener.ts";
 import { baseUrl, formatTable, PortsError } from "./ports_cli.ts";
 import { sampleEvent, withTempDir } from "./testing.ts";
 import type { OpenPort } from "./ports_state.ts";

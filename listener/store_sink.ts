@@ -1,5 +1,5 @@
 /** An EventSink that stores straight into a listener's store: the embedded stack (`deno task start`). */
-import type { EventSink } from "../events/sink.ts";
+import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
 import type { Store } from "./store_api.ts";
 import { toRecords } from "./validate.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startListener } from "../events/testing_listener.ts";
+import { startListener } from "../testing/listener.ts";
 import { sampleEvent, sseEvents, withApp, withTempDir } from "./testing.ts";
 
 const post = (base: string, body: unknown) =>

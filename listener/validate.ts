@@ -5,7 +5,7 @@
  */
 import { IngestEventSchema } from "../events/schema.ts";
 import { uuidv7 } from "../events/id.ts";
-import { isPlainValidEvent } from "../events/fast_check.ts";
+import { isPlainValidEvent } from "./fast_check.ts";
 
 /** One reason an item was refused. */
 export interface ItemIssue {
@@ -87,7 +87,7 @@ function lineFrom(
  * client's own `ts` is kept as `client_ts` (the listener's clock is the log's order).
  *
  * `texts` (from parseBody) holds the text each item was parsed from, where it stood alone. A plain valid event
- * (events/fast_check.ts) whose text is compact JSON, has no `ts`, and has its `id` first or none is not copied:
+ * (listener/fast_check.ts) whose text is compact JSON, has no `ts`, and has its `id` first or none is not copied:
  * the item itself becomes the record (ts and id added; in memory its keys keep the client's order) and its
  * line ({@link Prepared}) is the client's text with ts (and a new id) spliced in front, so the store writes it
  * without serialising it again.

@@ -4,7 +4,7 @@
  * /etc/netns/<ns>/hosts that resolves the seed's `listner-api` to the host side of its link.
  * @module
  */
-import { cgroup2Root } from "../watcher/cgroup.ts";
+import { cgroup2Root } from "../pipeline/scope/cgroup.ts";
 import type { ContainerState } from "./state.ts";
 import { sh } from "./sys.ts";
 

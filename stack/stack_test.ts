@@ -4,10 +4,10 @@ import { inside, stop, up, type UpOptions } from "./stack.ts";
 import { readState } from "./state.ts";
 import { alive, sh, waitUntil } from "./sys.ts";
 import { eventsFor } from "./verify.ts";
-import { freePort } from "../events/testing_port.ts";
-import { elapse } from "../events/wait.ts";
-import { netnsSkipReason, skipIf } from "../watcher/testing/netns.ts";
-import { cgroupSkipReason } from "../watcher/testing/cgroup.ts";
+import { freePort } from "../testing/port.ts";
+import { elapse } from "../infra/wait.ts";
+import { netnsSkipReason, skipIf } from "../testing/netns.ts";
+import { cgroupSkipReason } from "../pipeline/scope/testing/cgroup.ts";
 
 const TESTERS = new URL("../testers/", import.meta.url).pathname;
 const denoRun = [Deno.execPath(), "run", "--allow-all"];

@@ -1,4 +1,4 @@
-import { waitUntil } from "../events/wait.ts";
+import { waitUntil } from "../infra/wait.ts";
 
 export { waitUntil };
 /** Small system helpers for the stack: run a command, check it, start detached processes. */

@@ -8,7 +8,7 @@
  */
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../events/env.ts";
+import { ConfigError } from "../infra/env.ts";
 
 /** Exit code of a usage error (bad argument, unknown option). */
 export const EXIT_USAGE = 2;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../events/env.ts";
+import { ConfigError } from "../infra/env.ts";
 import {
   parseCli,
   parseCount,

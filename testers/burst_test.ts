@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf } from "../watcher/testing/netns.ts";
-import { waitUntil } from "../events/wait.ts";
+import { NetNs, skipIf } from "../testing/netns.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { type Line, nsSkipReason, onPort, runTester, scan, Tester } from "./harness_test.ts";
 
 const noNs = nsSkipReason();

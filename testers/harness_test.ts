@@ -6,10 +6,10 @@
  * with netlink, as the watcher does.
  * @module
  */
-import { NetlinkSource } from "../watcher/netlink.ts";
-import type { ListeningSocket } from "../watcher/socket.ts";
-import { type NetNs, withDeadline } from "../watcher/testing/netns.ts";
-import { waitUntil } from "../events/wait.ts";
+import { NetlinkSource } from "../sources/netlink.ts";
+import type { ListeningSocket } from "../sources/socket.ts";
+import { type NetNs, withDeadline } from "../testing/netns.ts";
+import { waitUntil } from "../infra/wait.ts";
 
 /** Generous deadline for a program to start (deno startup) and print its first line. */
 export const START_MS = 20_000;

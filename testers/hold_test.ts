@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { PidResolver } from "../watcher/pid_resolver.ts";
-import { NetNs, skipIf, withDeadline } from "../watcher/testing/netns.ts";
-import { denoForUser } from "../watcher/testing/user_deno.ts";
+import { PidResolver } from "../pipeline/pid_resolver.ts";
+import { NetNs, skipIf, withDeadline } from "../testing/netns.ts";
+import { denoForUser } from "../testing/user_deno.ts";
 import { nsSkipReason, onPort, runTester, scan, Tester, testerCmd } from "./harness_test.ts";
 
 const noNs = nsSkipReason();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf } from "../watcher/testing/netns.ts";
+import { NetNs, skipIf } from "../testing/netns.ts";
 import { nsSkipReason, onPort, runTester, scan, Tester } from "./harness_test.ts";
 
 Deno.test("http.ts 0 --host 127.0.0.1: answers Hello <port> on the printed port; SIGTERM stops it", async () => {

@@ -13,10 +13,10 @@
  * the holder of a port that is already in use.
  * @module
  */
-import { NetlinkSource, NetlinkUnavailableError } from "../watcher/netlink.ts";
-import { PidResolver, type ProcInfo } from "../watcher/pid_resolver.ts";
-import { ProcNetSource } from "../watcher/proc_net.ts";
-import type { ListeningSocket, SocketSource } from "../watcher/socket.ts";
+import { NetlinkSource, NetlinkUnavailableError } from "../sources/netlink.ts";
+import { PidResolver, type ProcInfo } from "../pipeline/pid_resolver.ts";
+import { ProcNetSource } from "../sources/proc_net.ts";
+import type { ListeningSocket, SocketSource } from "../sources/socket.ts";
 import {
   emit,
   parseCli,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf } from "../watcher/testing/netns.ts";
+import { NetNs, skipIf } from "../testing/netns.ts";
 import { nsSkipReason, onPort, runTester, Tester } from "./harness_test.ts";
 
 const noNs = nsSkipReason();

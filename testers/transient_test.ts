@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { NetNs, skipIf } from "../watcher/testing/netns.ts";
-import { waitUntil } from "../events/wait.ts";
+import { NetNs, skipIf } from "../testing/netns.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { nsSkipReason, onPort, runTester, Tester } from "./harness_test.ts";
 
 for (const proto of ["tcp", "udp"] as const) {

@@ -13,10 +13,14 @@ import {
   parseInteger,
   parsePort,
   parseSecondsMs,
-} from "../events/env.ts";
-import { parsePortList, type PortSet } from "../events/port_list.ts";
-import { DEFAULT_SNAPSHOT_PATH } from "./snapshot.ts";
-import { DEFAULT_HOST_NAME_FILE, hostNameFileFrom, stateDirsFrom } from "./attribution_settings.ts";
+} from "../infra/env.ts";
+import { parsePortList, type PortSet } from "../infra/port_list.ts";
+import { DEFAULT_SNAPSHOT_PATH } from "../pipeline/snapshot.ts";
+import {
+  DEFAULT_HOST_NAME_FILE,
+  hostNameFileFrom,
+  stateDirsFrom,
+} from "../pipeline/scope/attribution_settings.ts";
 
 /** Which socket source to use. */
 export type Backend = "auto" | "netlink" | "proc" | "ss";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadWatcherConfig, type WatcherConfig } from "./config.ts";
 import { scanSchedule } from "./engine.ts";
-import { ConfigError, envOf } from "../events/env.ts";
+import { ConfigError, envOf } from "../infra/env.ts";
 
 const load = (env: Record<string, string>, args: string[] = []) =>
   loadWatcherConfig(args, envOf(env)) as WatcherConfig;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { startListener } from "../events/testing_listener.ts";
-import { waitUntil } from "../events/wait.ts";
-import { NetNs, netnsSkipReason, skipIf } from "./testing/netns.ts";
+import { startListener } from "../testing/listener.ts";
+import { waitUntil } from "../infra/wait.ts";
+import { NetNs, netnsSkipReason, skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
 
 const skip = netnsSkipReason();

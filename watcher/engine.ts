@@ -4,21 +4,30 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { EventSink } from "../events/sink.ts";
+import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent, Source } from "../events/schema.ts";
-import type { EnvSource } from "../events/env.ts";
+import type { EnvSource } from "../infra/env.ts";
 import type { WatcherConfig } from "./config.ts";
-import { detectHostInfo, hostFallbackWarning, type Identity, identityOfPid, netnsInode } from "./identity.ts";
-import { DEFAULT_CONTAINER_STATE_DIRS, DEFAULT_HOST_NAME_FILE } from "./attribution_settings.ts";
-import { ContainerMetaLookup } from "./runtime_lookup.ts";
-import { RuntimeSocketFilter } from "./runtime_sockets.ts";
-import { NamespaceWatcher } from "./namespaces.ts";
-import { observePorts } from "./observe.ts";
-import { PidResolver } from "./pid_resolver.ts";
-import type { ListeningSocket, SocketSource } from "./socket.ts";
-import { openSource } from "./sources.ts";
-import { type PortChange, PortTracker } from "./tracker.ts";
-import { Reporter } from "./reporter.ts";
+import {
+  detectHostInfo,
+  hostFallbackWarning,
+  type Identity,
+  identityOfPid,
+  netnsInode,
+} from "../pipeline/scope/identity.ts";
+import {
+  DEFAULT_CONTAINER_STATE_DIRS,
+  DEFAULT_HOST_NAME_FILE,
+} from "../pipeline/scope/attribution_settings.ts";
+import { ContainerMetaLookup } from "../pipeline/scope/runtime_lookup.ts";
+import { RuntimeSocketFilter } from "../pipeline/scope/runtime_sockets.ts";
+import { NamespaceWatcher } from "../pipeline/scope/namespaces.ts";
+import { observePorts } from "../pipeline/observe.ts";
+import { PidResolver } from "../pipeline/pid_resolver.ts";
+import type { ListeningSocket, SocketSource } from "../sources/socket.ts";
+import { openSource } from "../sources/open_source.ts";
+import { type PortChange, PortTracker } from "../pipeline/tracker.ts";
+import { Reporter } from "../pipeline/reporter.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 

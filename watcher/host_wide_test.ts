@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { Holder, NetNs, skipIf } from "./testing/netns.ts";
-import { makeTestCgroup, netnsCgroupSkipReason as cgroupSkipReason, randomHex } from "./testing/cgroup.ts";
+import { Holder, NetNs, skipIf } from "../testing/netns.ts";
+import {
+  makeTestCgroup,
+  netnsCgroupSkipReason as cgroupSkipReason,
+  randomHex,
+} from "../pipeline/scope/testing/cgroup.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
 
 Deno.test({

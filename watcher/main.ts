@@ -1,14 +1,14 @@
 /** The polling watcher program: `deno task watch`. */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError } from "../events/env.ts";
-import { setupLogging } from "../events/logging.ts";
-import { sinkFromEnv } from "../events/delivery_config.ts";
-import type { EventSink } from "../events/sink.ts";
+import { ConfigError } from "../infra/env.ts";
+import { setupLogging } from "../infra/logging.ts";
+import { sinkFromEnv } from "../delivery/delivery_config.ts";
+import type { EventSink } from "../delivery/sink.ts";
 import { loadWatcherConfig, WATCHER_USAGE } from "./config.ts";
 import { PollingEngine } from "./engine.ts";
 import { runUntilSignal } from "./run_until_signal.ts";
 import { startMetricsServer, WatcherMetrics } from "./metrics.ts";
-import type { MetricsServer } from "../events/metrics.ts";
+import type { MetricsServer } from "../infra/metrics.ts";
 
 /** Run the watcher until a signal; resolves with the exit code. */
 export async function runWatcher(args: string[], env = Deno.env): Promise<number> {

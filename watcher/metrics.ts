@@ -31,14 +31,14 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { ConfigError } from "../events/env.ts";
-import { type DeliveryStats, HttpSink } from "../events/http_sink.ts";
-import { type MetricsServer, Registry, serveMetrics } from "../events/metrics.ts";
-import type { EventSink } from "../events/sink.ts";
+import { ConfigError } from "../infra/env.ts";
+import { type DeliveryStats, HttpSink } from "../delivery/http_sink.ts";
+import { type MetricsServer, Registry, serveMetrics } from "../infra/metrics.ts";
+import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { DEFAULT_METRICS_HOST, type WatcherConfig } from "./config.ts";
 import type { EngineStats, PollingEngine } from "./engine.ts";
-import { registerProcessMetrics } from "../events/process_metrics.ts";
+import { registerProcessMetrics } from "../infra/process_metrics.ts";
 
 /** Scan durations (seconds): a netlink dump takes about a millisecond, ss tens, a host-wide scan more. */
 const SCAN_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];

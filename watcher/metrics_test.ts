@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { envOf } from "../events/env.ts";
-import { HttpSink } from "../events/http_sink.ts";
-import { StdoutSink } from "../events/sink.ts";
-import { freePort } from "../events/testing_port.ts";
-import { waitUntil } from "../events/wait.ts";
+import { envOf } from "../infra/env.ts";
+import { HttpSink } from "../delivery/http_sink.ts";
+import { StdoutSink } from "../delivery/sink.ts";
+import { freePort } from "../testing/port.ts";
+import { waitUntil } from "../infra/wait.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { loadWatcherConfig } from "./config.ts";
 import { WatcherMetrics } from "./metrics.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { type Holder, NetNs, netnsSkipReason, skipIf } from "./testing/netns.ts";
+import { type Holder, NetNs, netnsSkipReason, skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
-import { elapse } from "../events/wait.ts";
+import { elapse } from "../infra/wait.ts";
 import type { PortEvent } from "../events/schema.ts";
 
 const skip = netnsSkipReason();

@@ -3,7 +3,7 @@
  * @module
  */
 import type { SocketEvent } from "../socket_event.ts";
-import { netnsInode } from "../../watcher/identity.ts";
+import { netnsInode } from "../../pipeline/scope/identity.ts";
 
 /**
  * A listen() that succeeded, as the bpftrace source reports it (in this process's network namespace unless

@@ -13,7 +13,7 @@
  * @module
  */
 import type { SocketEvent } from "../socket_event.ts";
-import { formatIPv4, formatIPv6 } from "../../watcher/socket.ts";
+import { formatIPv4, formatIPv6 } from "../../sources/socket.ts";
 
 /** What {@link parseTraceeLine} makes of one line: events (possibly none) or why the line was not used. */
 export type TraceeParseResult = { events: SocketEvent[] } | { skip: string };

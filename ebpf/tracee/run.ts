@@ -3,7 +3,7 @@
  * stderr kept for the error that explains a failure.
  * @module
  */
-import { readLines } from "../../events/lines.ts";
+import { readLines } from "../../infra/lines.ts";
 import { getLogger } from "@logtape/logtape";
 import type { SocketEvent } from "../socket_event.ts";
 import { EngineUnavailableError } from "../event_source.ts";

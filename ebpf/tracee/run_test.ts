@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { envOf } from "../../events/env.ts";
+import { envOf } from "../../infra/env.ts";
 import { EngineUnavailableError } from "../event_source.ts";
 import type { SocketEvent } from "../socket_event.ts";
 import { traceeSettingsFromEnv } from "./settings.ts";
@@ -72,7 +72,7 @@ Deno.test("readTraceeFile: '-' reads stdin", async () => {
     console.log(JSON.stringify({ out, stats: s.stats, exit: await s.exit }));`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", code],
-    cwd: new URL("../..", import.meta.url).pathname,
+    cwd: new URL("../../de", import.meta.url).pathname,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -9,7 +9,7 @@
  *   (v0.12–v0.17) or `--trace event=` (v0.8–v0.11): a last word ending in "=" gets the list glued on.
  * @module
  */
-import { ConfigError, type EnvSource, firstSet } from "../../events/env.ts";
+import { ConfigError, type EnvSource, firstSet } from "../../infra/env.ts";
 import { HANDLED_TRACEE_EVENTS } from "./parse.ts";
 
 /**

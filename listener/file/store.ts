@@ -13,7 +13,7 @@ import { PortsState } from "../ports_state.ts";
 import { type EventFilter, matches } from "../filter.ts";
 import { PREPARED, type Record_, type Records } from "../validate.ts";
 import type { OpenPort } from "../ports_state.ts";
-import type { Registry } from "../../events/metrics.ts";
+import type { Registry } from "../../infra/metrics.ts";
 import type { IngestResult, Store, StoreHooks } from "../store_api.ts";
 
 export type { IngestResult, StoreHooks } from "../store_api.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { elapse, waitUntil } from "../../events/wait.ts";
+import { elapse, waitUntil } from "../../infra/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
 import { sampleEvent } from "../testing.ts";
 import { connect } from "./client.ts";

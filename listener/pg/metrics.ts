@@ -18,7 +18,7 @@
  * | `portwatch_listener_pg_duplicate_batches_total`     | counter   |        |
  * @module
  */
-import type { Registry } from "../../events/metrics.ts";
+import type { Registry } from "../../infra/metrics.ts";
 import type { GroupWriter } from "./writer.ts";
 import type { LiveFeed } from "./live.ts";
 import { type PgClient, swallowedWrites } from "./client.ts";

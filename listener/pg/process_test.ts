@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startListener } from "../../events/testing_listener.ts";
+import { startListener } from "../../testing/listener.ts";
 import { uuidv7 } from "../../events/id.ts";
 import { sampleEvent, withTempDir } from "../testing.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres } from "./testing.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Sql } from "postgres";
-import type { Registry } from "../../events/metrics.ts";
+import type { Registry } from "../../infra/metrics.ts";
 import type { EventFilter } from "../filter.ts";
 import type { OpenPort } from "../ports_state.ts";
 import type { Record_ } from "../validate.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitUntil } from "../../events/wait.ts";
+import { waitUntil } from "../../infra/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
 import { sampleEvent, sseEvents } from "../testing.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres, withReplicas } from "./testing.ts";

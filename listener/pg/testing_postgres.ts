@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { freePort } from "../../events/testing_port.ts";
+import { freePort } from "../../testing/port.ts";
 
 /** Where Debian puts a PostgreSQL version's server binaries; `PG_BIN` overrides. */
 function binDir(): string | undefined {

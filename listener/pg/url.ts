@@ -3,7 +3,7 @@
  * is accepted) and shown in logs without its password.
  * @module
  */
-import { ConfigError } from "../../events/config_error.ts";
+import { ConfigError } from "../../infra/config_error.ts";
 
 const ACCEPTED = "a PostgreSQL URL such as postgres://user:password@db.example:5432/portwatch " +
   "(scheme postgres:// or postgresql://, with a host)";

@@ -4,9 +4,9 @@
  * @module
  */
 import type { PortEvent } from "../../events/schema.ts";
-import { readLines } from "../../events/lines.ts";
-import { type NetNs, withDeadline } from "./netns.ts";
-import { waitUntil } from "../../events/wait.ts";
+import { readLines } from "../../infra/lines.ts";
+import { type NetNs, withDeadline } from "../../testing/netns.ts";
+import { waitUntil } from "../../infra/wait.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 

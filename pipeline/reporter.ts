@@ -1,0 +1,274 @@
+/**
+ * Reporting, written once for every engine: tracked changes become wire events (identity, id, process), the
+ * seed's human lines are logged, the snapshot is saved, and the events go to the sink.
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { EventSink } from "../delivery/sink.ts";
+import type { PortEvent, Source } from "../events/schema.ts";
+import type { Identity } from "./scope/identity.ts";
+import type { PidResolver } from "./pid_resolver.ts";
+import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
+import {
+  type PortChange,
+  type PortTracker,
+  type TrackedPort,
+  type TrackerState,
+  trackKey,
+} from "./tracker.ts";
+import { humanLine, toPortEvent } from "./event_build.ts";
+import type { ContainerMeta } from "./scope/runtime_state.ts";
+import { withJsonLines } from "../delivery/post_batches.ts";
+
+const log = getLogger(["portwatch", "watcher"]);
+const human = getLogger(["portwatch", "ports"]);
+const encoder = new TextEncoder();
+
+/**
+ * The seed's human lines of one report as one log record (one write, not one per event: under a storm of
+ * changes the per-line writes cost more than everything else a report does). The sink prefixes the record
+ * with `[YYYY-MM-DD HH:MM:SS UTC] `; the lines after the first get the same prefix here, so the text is what
+ * one record per line would have written.
+ */
+function logHumanLines(lines: string[]): void {
+  if (lines.length === 0) return;
+  if (lines.length === 1) return human.info("{line}", { line: lines[0] });
+  const prefix = `\n[${new Date().toISOString().replace("T", " ").slice(0, 19)} UTC] `;
+  human.info("{line}", { line: lines.join(prefix) });
+}
+
+/** What a reporter needs. */
+export interface ReporterOptions {
+  sink: EventSink;
+  tracker: PortTracker;
+  resolver: PidResolver;
+  snapshotPath: string;
+  /** Whose snapshot it is: host/container/scope. */
+  owner: string;
+  /** Print the owning processes of each new port (VERBOSE_LSOF). */
+  verbose: boolean;
+  /** Add the container to the human lines (host-wide mode). */
+  withWhere: boolean;
+  /** The identity of a namespace, when the engine knows it. */
+  identityOf: (netns: number) => Identity | undefined;
+  /** What the runtime's state says about a container the engine named per socket (Tracee), by id. */
+  containerMeta?: (id: string) => ContainerMeta | null;
+}
+
+/** Whether two lists of field values are the same, value by value (objects by identity). */
+function sameValues(a: unknown[], b: unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The key of a tracked port, as the tracker keys it. */
+function keyOf(p: TrackedPort): string {
+  return trackKey(p.netns, p.proto, p.port, p.container?.id);
+}
+
+/**
+ * Turns changes into delivered events.
+ *
+ * The snapshot's state is not the tracker's live state but the state the reported changes led to: an engine may
+ * decide changes (the tracker has them) some time before it reports them (the event engine gathers a batch for a
+ * few ms, and queues it behind a scan), and a snapshot written in between (by another report, or by the outbox
+ * clearing) must not claim those ports: a restart would then believe them reported and never send their events.
+ * The state written is therefore always the one of the events written with it (in the outbox) or before it.
+ */
+export class Reporter {
+  events = 0;
+  /** The ports open as far as the reported changes say: the snapshot's state. By tracker key. */
+  #reported = new Map<string, TrackedPort>();
+  constructor(readonly options: ReporterOptions) {}
+
+  /** Restore the tracker from the snapshot, logging what was found. */
+  async restore(): Promise<void> {
+    const { snapshotPath, owner, tracker } = this.options;
+    const loaded = await loadSnapshot(snapshotPath, owner);
+    if (loaded.problem) log.warn("snapshot: {problem}", { problem: loaded.problem });
+    if (loaded.snapshot) {
+      tracker.restore(loaded.snapshot.state);
+      this.#reported.clear();
+      for (const p of tracker.open()) this.#reported.set(keyOf(p), p);
+      log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
+        n: loaded.snapshot.state.ports.length,
+        at: loaded.snapshot.savedAt,
+      });
+      const outbox = (loaded.snapshot.outbox ?? []) as PortEvent[];
+      if (outbox.length > 0) {
+        log.info("snapshot: sending {n} event(s) decided before the last stop but not delivered then", {
+          n: outbox.length,
+        });
+        await this.#deliver(outbox);
+        await this.save();
+      }
+    }
+  }
+
+  async #deliver(events: PortEvent[]): Promise<void> {
+    try {
+      await this.options.sink.send(events);
+    } catch (e) {
+      log.error("could not hand {n} events to delivery: {error}", {
+        n: events.length,
+        error: (e as Error).message,
+      });
+    }
+  }
+
+  /**
+   * Report `changes` (identity from the namespace, else `fallback`), as seen by engine `source`. Resolves once
+   * the events are delivered (or spooled); with `wait: false`, once they are in the snapshot's outbox and handed
+   * to the sink, so that an engine can decide its next batch while this one is on the wire (the sink keeps
+   * their order; the outbox keeps every batch until the sink has it).
+   */
+  async report(
+    changes: PortChange[],
+    fallback: Identity,
+    source: Source,
+    opts: { wait?: boolean } = {},
+  ): Promise<PortEvent[]> {
+    if (changes.length === 0) return [];
+    const { resolver, verbose, withWhere, identityOf, containerMeta } = this.options;
+    const now = new Date();
+    const events = changes.map((c) => {
+      const proc = c.kind === "open" && c.port.pids.length > 0
+        ? resolver.processInfo(c.port.pids[0])
+        : undefined;
+      return toPortEvent(
+        c,
+        identityOf(c.port.netns) ?? fallback,
+        source,
+        now,
+        proc ? { ...proc } : undefined,
+        containerMeta,
+      );
+    });
+    const lines: string[] = [];
+    for (const e of events) {
+      lines.push(humanLine(e, withWhere));
+      if (verbose && e.event === "open") {
+        for (const pid of e.pids) {
+          const p = resolver.processInfo(pid);
+          if (!p) continue;
+          lines.push(
+            `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${e.addrs.join(",")}:${e.port} ` +
+              p.cmdline,
+          );
+        }
+      }
+    }
+    logHumanLines(lines);
+    this.events += events.length;
+    // The snapshot's state follows the reported changes (an open's port is the tracker's own object: what holds
+    // it later is kept up to date; a close removes it even when the tracker has it again, not yet reported).
+    for (const c of changes) {
+      if (c.kind === "open") this.#reported.set(keyOf(c.port), c.port);
+      else this.#reported.delete(keyOf(c.port));
+    }
+    // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
+    // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
+    const seq = this.#seq++;
+    // Each event is serialised once: for the outbox and, handed along, for the HTTP body.
+    const json = events.map((e) => JSON.stringify(e));
+    withJsonLines(events, json);
+    this.#unacked.set(seq, encoder.encode(json.join(",")));
+    await this.save();
+    const delivered = this.#deliver(events).then(() => {
+      this.#unacked.delete(seq);
+      this.#inflight.delete(delivered);
+      return this.#delivered();
+    });
+    this.#inflight.add(delivered);
+    if (opts.wait !== false) await delivered;
+    return events;
+  }
+
+  /** Events handed to the sink and not yet delivered (or spooled) by it, by report, as the outbox's UTF-8 JSON. */
+  #unacked = new Map<number, Uint8Array>();
+  #seq = 0;
+  #inflight = new Set<Promise<void>>();
+
+  /** A report was delivered: clear the outbox now, or under a storm a moment later. */
+  async #delivered(): Promise<void> {
+    const at = Date.now();
+    if (at - this.#lastReport < 250 || this.#unacked.size > 0) this.#clearOutboxSoon();
+    else await this.save();
+    this.#lastReport = at;
+  }
+
+  #clearTimer?: ReturnType<typeof setTimeout>;
+  #lastReport = 0;
+
+  /**
+   * Under a storm of changes (reports less than 250 ms apart) the delivered outbox is cleared a moment later,
+   * not at once: the next report rewrites the snapshot anyway, so this halves the writes. Were the watcher to die
+   * before, the restart would send those events again with their ids, which the listener drops as repeats.
+   */
+  #clearOutboxSoon(): void {
+    if (this.#clearTimer !== undefined) return;
+    this.#clearTimer = setTimeout(() => {
+      this.#clearTimer = undefined;
+      this.save();
+    }, 250);
+  }
+
+  /** Wait for the reports on the wire, then write the snapshot without an outbox (at shutdown). */
+  async settle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.all(this.#inflight);
+    clearTimeout(this.#clearTimer);
+    this.#clearTimer = undefined;
+    await this.save();
+  }
+
+  /**
+   * The state the reported changes led to (what the snapshot saves): the tracker's state less the changes it
+   * decided that were not reported yet.
+   */
+  reportedState(): TrackerState {
+    return { version: 1, ports: [...this.#reported.values()].map((p) => ({ ...p })) };
+  }
+
+  /** Each reported port's JSON, with the field values it was made from (see {@link Reporter.reportedStateJson}). */
+  #portJson = new WeakMap<TrackedPort, { json: string; values: unknown[] }>();
+
+  /**
+   * {@link Reporter.reportedState} as JSON, written at every report: each port is serialised again only when one
+   * of its fields was assigned since (the tracker refreshes a port by assigning its fields), so a report
+   * about a few ports among a thousand open costs a few serialisations, not a thousand.
+   */
+  reportedStateJson(): string {
+    const parts: string[] = [];
+    for (const p of this.#reported.values()) {
+      const values = Object.values(p);
+      const cached = this.#portJson.get(p);
+      if (cached && sameValues(cached.values, values)) parts.push(cached.json);
+      else {
+        const json = JSON.stringify(p);
+        this.#portJson.set(p, { json, values });
+        parts.push(json);
+      }
+    }
+    return `{"version":1,"ports":[${parts.join(",")}]}`;
+  }
+
+  /**
+   * Write the snapshot now, in one atomic write: the state of the reported changes, and as the outbox every
+   * event of those not yet delivered.
+   */
+  async save(): Promise<void> {
+    try {
+      await saveSnapshot(this.options.snapshotPath, {
+        owner: this.options.owner,
+        savedAt: new Date().toISOString(),
+        stateJson: this.reportedStateJson(),
+      }, [...this.#unacked.values()]);
+    } catch (e) {
+      log.warn("could not write the snapshot {path}: {error}", {
+        path: this.options.snapshotPath,
+        error: (e as Error).message,
+      });
+    }
+  }
+}
