@@ -20,9 +20,15 @@ export const SOURCES = [
 /** Where an event came from. */
 export type Source = (typeof SOURCES)[number];
 
-/** `open`: a port started listening (TCP) or was bound (UDP); `close`: it no longer is. */
-export const EVENT_KINDS = ["open", "close"] as const;
-/** `open` or `close`. */
+/**
+ * `open`: a port started listening (TCP) or was bound (UDP); `close`: it no longer is; `change`: it stays open,
+ * but the processes holding its sockets or the addresses it is bound to changed (a forked child kept the socket
+ * and the parent closed its copy, a SO_REUSEPORT twin in another process opened or closed, a second address was
+ * bound). A consumer that knows only open and close may ignore `change`: the port's open/close story is whole
+ * without it.
+ */
+export const EVENT_KINDS = ["open", "close", "change"] as const;
+/** `open`, `close` or `change`. */
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 /** Transport protocols portwatch tracks. */
@@ -48,15 +54,23 @@ const fields = {
   id: z.string().min(1).max(128).describe(
     "unique per event, sortable by time (UUIDv7); a retry carries the same id and is stored once",
   ),
-  event: z.enum(EVENT_KINDS).describe("open: started listening or bound; close: no longer"),
+  event: z.enum(EVENT_KINDS).describe(
+    "open: started listening or bound; close: no longer; change: still open, its holders (pids) or addresses " +
+      "changed",
+  ),
   port: port.describe("the local port"),
   proto: z.enum(PROTOS).describe("transport protocol"),
   family: z.union([z.literal(4), z.literal(6)]).describe(
     "4 or 6; a port bound on both families reports the family of its first address",
   ),
-  addrs: z.array(z.string()).describe("every local address the port is bound to, e.g. 0.0.0.0 and ::"),
-  pids: z.array(pid).describe("pids that hold the socket now (empty on close)"),
-  last_pids: z.array(pid).optional().describe("on close: the pids that held it last"),
+  addrs: z.array(z.string()).describe(
+    "every local address the port is bound to now, e.g. 0.0.0.0 and :: (on close: the last ones)",
+  ),
+  pids: z.array(pid).describe("pids that hold one of the port's sockets now (empty on close)"),
+  last_pids: z.array(pid).optional().describe(
+    "on close: the pids that held it last; on change: the pids that held it before the change",
+  ),
+  last_addrs: z.array(z.string()).optional().describe("on change: the addresses it was bound to before"),
   container_id: z.string().nullable().describe("container id, or null on a host"),
   container_name: z.string().nullable().describe(
     "container name as `docker ps` shows it (from the runtime's state on disk, else the container's host name), " +
@@ -109,7 +123,9 @@ export const IngestEventSchema = z.looseObject({
   id: fields.id.optional(),
   port: portLoose.describe("the local port"),
   pids: pidList.optional().describe("pids that hold the socket now"),
-  last_pids: pidList.optional().describe("on close: the pids that held it last"),
+  last_pids: pidList.optional().describe(
+    "on close: the pids that held it last; on change: before the change",
+  ),
   proto: fields.proto.optional(),
   family: fields.family.optional(),
   addrs: fields.addrs.optional(),
