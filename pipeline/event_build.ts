@@ -55,7 +55,7 @@ export function toPortEvent(
     proto: p.proto,
     family: p.family,
     addrs: p.addrs,
-    pids: change.kind === "open" ? p.pids : [],
+    pids: change.kind === "close" ? [] : p.pids,
     container_id,
     container_name,
     image,
@@ -67,16 +67,27 @@ export function toPortEvent(
     netns: p.netns,
   };
   if (change.kind === "close") event.last_pids = p.lastPids;
+  else if (change.kind === "change") {
+    event.last_pids = change.before.pids;
+    event.last_addrs = change.before.addrs;
+  }
   if (process) event.process = process;
   return event;
 }
 
-/** The seed's human line for an event: "New port opened: 5000 (pids: 123)" / "Port closed: 5000 (last pids: 123)". */
+/**
+ * The seed's human line for an event: "New port opened: 5000 (pids: 123)" / "Port closed: 5000 (last pids: 123)";
+ * and for a change, "Port changed: 5000 (pids: 456; last pids: 123)", with the addresses when they changed.
+ */
 export function humanLine(e: PortEvent, withWhere = false): string {
   const where = withWhere
     ? ` [${e.container_name ?? e.container_id?.slice(0, 12) ?? e.host} ${e.proto}]`
     : "";
-  return e.event === "open"
-    ? `New port opened: ${e.port} (pids: ${e.pids.join(",") || "none"})${where}`
-    : `Port closed: ${e.port} (last pids: ${(e.last_pids ?? []).join(",") || "none"})${where}`;
+  const list = (xs: readonly unknown[] | undefined) => xs?.join(",") || "none";
+  if (e.event === "open") return `New port opened: ${e.port} (pids: ${list(e.pids)})${where}`;
+  if (e.event === "close") return `Port closed: ${e.port} (last pids: ${list(e.last_pids)})${where}`;
+  const addrs = e.last_addrs && list(e.last_addrs) !== list(e.addrs)
+    ? `; addrs: ${list(e.addrs)}; last addrs: ${list(e.last_addrs)}`
+    : "";
+  return `Port changed: ${e.port} (pids: ${list(e.pids)}; last pids: ${list(e.last_pids)}${addrs})${where}`;
 }

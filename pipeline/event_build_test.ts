@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { toPortEvent } from "./event_build.ts";
+import { humanLine, toPortEvent } from "./event_build.ts";
 import type { Identity } from "./scope/identity.ts";
 import type { TrackedPort } from "./tracker.ts";
 import { NO_META } from "./scope/runtime_state.ts";
@@ -72,4 +72,33 @@ Deno.test("toPortEvent: a container named per socket (Tracee) takes image and la
   const named = { ...port, container: { id: ID, name: "from-tracee" } };
   const n = toPortEvent({ kind: "open", port: named }, identity, "ebpf", now, undefined, () => null);
   assert.deepEqual([n.container_name, n.image], ["from-tracee", null]);
+});
+
+Deno.test("toPortEvent and humanLine: a change carries pids now, last_pids and last_addrs before", () => {
+  const identity: Identity = { host: "node-1", container_id: null, container_name: null, runtime: null };
+  const change = {
+    kind: "change" as const,
+    port: { ...port, pids: [43], addrs: ["0.0.0.0", "::"] },
+    before: { pids: [42], addrs: ["0.0.0.0"] },
+  };
+  const e = toPortEvent(change, identity, "polling", now);
+  assert.equal(PortEventSchema.safeParse(e).success, true);
+  assert.deepEqual([e.event, e.pids, e.last_pids, e.addrs, e.last_addrs], [
+    "change",
+    [43],
+    [42],
+    ["0.0.0.0", "::"],
+    ["0.0.0.0"],
+  ]);
+  assert.equal(
+    humanLine(e),
+    "Port changed: 5000 (pids: 43; last pids: 42; addrs: 0.0.0.0,::; last addrs: 0.0.0.0)",
+  );
+  const same = toPortEvent(
+    { ...change, before: { pids: [42], addrs: change.port.addrs } },
+    identity,
+    "polling",
+    now,
+  );
+  assert.equal(humanLine(same), "Port changed: 5000 (pids: 43; last pids: 42)");
 });

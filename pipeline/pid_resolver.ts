@@ -141,23 +141,40 @@ interface Entry {
   lastCall: number;
 }
 
+/** A process that holds cached sockets: how many fds it had when its fds were last read, and which it holds. */
+interface Holding {
+  fds: number;
+  inodes: Set<number>;
+}
+
 /**
- * inode -> pids with a cache. `resolve()` answers known inodes from the cache while every cached pid is still the
- * same live process (same start time, not a zombie), and walks /proc once per call for the rest. An entry is
- * dropped when one of its pids is gone (a fork whose parent exited is then found again), and when it has not been
- * asked about for `maxIdleCalls` calls (the socket closed). A process that gains an existing socket later (fork,
- * fd passing) while the cached holders live is not noticed until then.
+ * inode -> pids, kept exact from one call to the next at the cost of one stat per holding process.
+ *
+ * `resolve()` answers known inodes from its cache, which it keeps true:
+ * - a holder that closed an fd, exec'd (close-on-exec fds) or exited: the number of open fds of each holding
+ *   process (the size of /proc/<pid>/fd, one stat) is compared with the last read; when it changed, that process's
+ *   fds are read again. Gone processes drop out.
+ * - a new process that inherited a socket (fork): a new pid was handed out since the last call (the last field of
+ *   /proc/loadavg, one small read) means /proc is listed and the fds of the pids not seen before are read.
+ * - inodes it does not know: /proc is walked for them (as a first call does).
+ * Not seen until the socket's entry is walked again (it is after `maxIdleCalls` calls without it, or when its
+ * holders all go): a process that receives a socket over a unix socket (SCM_RIGHTS) or through pidfd_getfd, and
+ * one that closes a socket and opens another file between two calls, leaving its number of fds unchanged.
  */
 export class PidResolver {
   /** The walker in use. */
   readonly walker: "ffi" | "pure";
-  /** Counters, for tests and benches. */
-  readonly stats = { walks: 0, hits: 0, misses: 0 };
+  /** Counters, for tests and benches: full walks, cache hits and misses, holders read again. */
+  readonly stats = { walks: 0, hits: 0, misses: 0, rereads: 0 };
   readonly #proc: string;
   readonly #negativeTtlMs: number;
   readonly #maxIdleCalls: number;
   readonly #cache = new Map<number, Entry>();
-  readonly #startTimes = new Map<number, string>();
+  /** Processes holding cached inodes. */
+  readonly #holders = new Map<number, Holding>();
+  /** Every pid seen at the last listing of /proc (to find the new ones after a fork). */
+  #pids = new Set<number>();
+  #lastPid = "";
   #calls = 0;
 
   /** A resolver; with walker "auto" it uses FFI when libc loads. */
@@ -186,58 +203,140 @@ export class PidResolver {
     return this.walker === "ffi" ? walkFfi(want, this.#proc) : walkPure(want, this.#proc);
   }
 
+  /** The socket inodes `pid` holds now, or undefined when it is gone (or its fds cannot be read). */
+  socketsOf(pid: number): Set<number> | undefined {
+    return readPid(pid, this.#proc)?.inodes;
+  }
+
   /** The pids holding each of `inodes` (an empty list when none is found: another pid namespace, or in flight). */
   resolve(inodes: readonly number[]): Map<number, number[]> {
     const call = ++this.#calls;
     const now = Date.now();
-    const alive = new Map<number, boolean>();
-    const isAlive = (pid: number) => {
-      let a = alive.get(pid);
-      if (a === undefined) {
-        const st = this.#startTime(pid);
-        alive.set(pid, a = st !== undefined && st === this.#startTimes.get(pid));
-      }
-      return a;
-    };
+    this.#followHolders();
     const result = new Map<number, number[]>();
     const missing = new Set<number>();
     for (const inode of inodes) {
       const e = this.#cache.get(inode);
-      if (e && (e.pids.length > 0 || now - e.at < this.#negativeTtlMs) && e.pids.every(isAlive)) {
+      if (e && (e.pids.length > 0 || now - e.at < this.#negativeTtlMs)) {
         e.lastCall = call;
         result.set(inode, [...e.pids]);
         this.stats.hits++;
       } else {
-        this.#cache.delete(inode);
+        if (e) this.#forget(inode, e);
         missing.add(inode);
       }
     }
     if (missing.size > 0) {
       this.stats.misses += missing.size;
+      if (this.#pids.size === 0) this.#listPids(); // before the walk: a process made after it is new
       const found = this.walk(missing);
-      const started = new Map<number, string | undefined>(); // one read of /proc/<pid>/stat per pid
       for (const inode of missing) {
-        const pids = (found.get(inode) ?? []).filter((pid) => {
-          let st = started.get(pid);
-          if (!started.has(pid)) {
-            st = this.#startTime(pid);
-            started.set(pid, st);
-            if (st !== undefined) this.#startTimes.set(pid, st);
-          }
-          return st !== undefined;
-        });
+        const pids: number[] = [];
+        for (const pid of found.get(inode) ?? []) {
+          if (!this.#hold(pid, inode)) continue; // gone meanwhile
+          pids.push(pid);
+        }
         this.#cache.set(inode, { pids, at: now, lastCall: call });
         result.set(inode, [...pids]);
       }
     }
-    this.#prune(call, alive);
+    this.#prune(call);
     return result;
+  }
+
+  /** `pid` holds cached `inode`; false when the process is gone. */
+  #hold(pid: number, inode: number): boolean {
+    let h = this.#holders.get(pid);
+    if (!h) {
+      const fds = fdCount(pid, this.#proc);
+      if (fds === undefined) return false;
+      this.#holders.set(pid, h = { fds, inodes: new Set() });
+    }
+    h.inodes.add(inode);
+    return true;
+  }
+
+  /** Bring the cached holders up to date (see the class's description). */
+  #followHolders(): void {
+    if (this.#cache.size === 0) return;
+    for (const [pid, h] of this.#holders) {
+      const fds = fdCount(pid, this.#proc);
+      if (fds === h.fds) continue;
+      this.stats.rereads++;
+      this.#reread(pid, h);
+    }
+    const lastPid = readLastPid(this.#proc);
+    if (lastPid === this.#lastPid) return;
+    this.#lastPid = lastPid;
+    const before = this.#pids;
+    for (const pid of this.#listPids()) {
+      if (before.has(pid)) continue;
+      const read = readPid(pid, this.#proc);
+      if (!read) continue;
+      for (const inode of read.inodes) {
+        const e = this.#cache.get(inode);
+        if (!e || e.pids.includes(pid)) continue;
+        e.pids = [...e.pids, pid].sort((a, b) => a - b);
+        let h = this.#holders.get(pid);
+        if (!h) this.#holders.set(pid, h = { fds: read.fds, inodes: new Set() });
+        h.inodes.add(inode);
+      }
+    }
+  }
+
+  /** Read `pid`'s fds again: it no longer holds what it closed, and holds what it gained of the cached inodes. */
+  #reread(pid: number, h: Holding): void {
+    const read = readPid(pid, this.#proc);
+    for (const inode of h.inodes) {
+      if (read?.inodes.has(inode)) continue;
+      const e = this.#cache.get(inode);
+      if (e) e.pids = e.pids.filter((p) => p !== pid);
+      h.inodes.delete(inode);
+    }
+    if (!read) {
+      this.#holders.delete(pid);
+      return;
+    }
+    h.fds = read.fds;
+    for (const inode of read.inodes) {
+      const e = this.#cache.get(inode);
+      if (!e || h.inodes.has(inode)) continue;
+      h.inodes.add(inode);
+      if (!e.pids.includes(pid)) e.pids = [...e.pids, pid].sort((a, b) => a - b);
+    }
+    if (h.inodes.size === 0) this.#holders.delete(pid);
+  }
+
+  /** List /proc's pids (remembered, to find new ones later). */
+  #listPids(): Set<number> {
+    const pids = new Set<number>();
+    try {
+      for (const e of Deno.readDirSync(this.#proc)) {
+        const c = e.name.charCodeAt(0);
+        if (c >= 48 && c <= 57) pids.add(Number(e.name));
+      }
+    } catch { /* keep the last listing */ }
+    if (this.#lastPid === "") this.#lastPid = readLastPid(this.#proc);
+    this.#pids = pids;
+    return pids;
+  }
+
+  #forget(inode: number, e: Entry): void {
+    this.#cache.delete(inode);
+    for (const pid of e.pids) {
+      const h = this.#holders.get(pid);
+      if (!h) continue;
+      h.inodes.delete(inode);
+      if (h.inodes.size === 0) this.#holders.delete(pid);
+    }
   }
 
   /** Forget everything. */
   clear(): void {
     this.#cache.clear();
-    this.#startTimes.clear();
+    this.#holders.clear();
+    this.#pids = new Set();
+    this.#lastPid = "";
   }
 
   /** How many inodes are cached. */
@@ -275,25 +374,50 @@ export class PidResolver {
     }
   }
 
-  /** Field 22 of /proc/<pid>/stat (start time), or undefined when gone or a zombie. */
-  #startTime(pid: number): string | undefined {
-    let stat: string;
-    try {
-      stat = Deno.readTextFileSync(`${this.#proc}/${pid}/stat`);
-    } catch {
-      return undefined;
-    }
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return f[0] === "Z" || f[0] === "X" ? undefined : f[19];
-  }
-
-  #prune(call: number, alive: Map<number, boolean>): void {
-    const live = new Set<number>();
+  #prune(call: number): void {
     for (const [inode, e] of this.#cache) {
-      const dead = e.pids.some((p) => alive.get(p) === false);
-      if (dead || call - e.lastCall >= this.#maxIdleCalls) this.#cache.delete(inode);
-      else for (const p of e.pids) live.add(p);
+      if (call - e.lastCall >= this.#maxIdleCalls) this.#forget(inode, e);
     }
-    for (const pid of this.#startTimes.keys()) if (!live.has(pid)) this.#startTimes.delete(pid);
   }
+}
+
+/** How many fds `pid` has open (the size of /proc/<pid>/fd, Linux 6.2+; 0 before), or undefined when gone. */
+function fdCount(pid: number, proc: string): number | undefined {
+  try {
+    return Deno.statSync(`${proc}/${pid}/fd`).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last pid handed out (the last field of /proc/loadavg): it moves on every fork. */
+function readLastPid(proc: string): string {
+  try {
+    const text = Deno.readTextFileSync(`${proc}/loadavg`);
+    return text.slice(text.lastIndexOf(" ") + 1);
+  } catch {
+    return String(Date.now()); // unknown: as if a process had been made
+  }
+}
+
+/** The socket inodes `pid` holds and its number of fds, or undefined when it is gone or not ours to read. */
+function readPid(pid: number, proc: string): { fds: number; inodes: Set<number> } | undefined {
+  const dir = `${proc}/${pid}/fd`;
+  const inodes = new Set<number>();
+  let fds = 0;
+  try {
+    for (const fd of Deno.readDirSync(dir)) {
+      fds++;
+      let link: string;
+      try {
+        link = Deno.readLinkSync(`${dir}/${fd.name}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      if (link.startsWith(SOCKET_PREFIX)) inodes.add(Number(link.slice(SOCKET_PREFIX.length, -1)));
+    }
+  } catch {
+    return undefined;
+  }
+  return { fds, inodes };
 }

@@ -52,9 +52,9 @@ for (const walker of WALKERS) {
         assert.deepEqual(r.resolve([inode]).get(inode), [h.pid, childPid].sort((a, b) => a - b));
         assert.equal(r.stats.walks, 1);
         await h.exitParent();
-        // the parent is gone: the entry is dropped and /proc walked again
+        // the parent is gone: its fd count is gone, so it drops out without a walk of /proc
         assert.deepEqual(r.resolve([inode]).get(inode), [childPid]);
-        assert.equal(r.stats.walks, 2);
+        assert.equal(r.stats.walks, 1);
         // the socket is still listening, held by the child alone
         assert.ok(new ProcNetSource().scan().some((s) => s.inode === inode));
         assert.equal(r.processInfo(h.pid), undefined);
@@ -123,6 +123,40 @@ for (const walker of WALKERS) {
   });
 }
 
+for (const walker of WALKERS) {
+  Deno.test({
+    name: `PidResolver (${walker}): holders stay exact: a fork adds the child, the parent's close removes it`,
+    ignore: skipIf(noPython, `PidResolver ${walker} holders`),
+    async fn() {
+      const h = await Holder.start({
+        sockets: [{ proto: "tcp", host: "127.0.0.1" }, { proto: "udp", host: "::1" }],
+      });
+      try {
+        const inodes = h.report.sockets.map((s) => s.inode);
+        const r = new PidResolver({ walker });
+        for (const pids of r.resolve(inodes).values()) assert.deepEqual(pids, [h.pid]);
+        const child = await h.fork();
+        // a new pid was handed out: the new process's fds are read, and it holds both sockets
+        for (const pids of r.resolve(inodes).values()) {
+          assert.deepEqual(
+            pids,
+            [h.pid, child].sort((a, b) => a - b),
+          );
+        }
+        await h.closeSockets();
+        // the parent's fd count changed: its fds are read again, and it holds neither
+        for (const pids of r.resolve(inodes).values()) assert.deepEqual(pids, [child]);
+        assert.equal(r.stats.walks, 1, "one walk of /proc, the first");
+        assert.ok(r.stats.rereads >= 1);
+        assert.deepEqual(r.socketsOf(h.pid), new Set());
+        assert.deepEqual(r.socketsOf(child), new Set(inodes));
+      } finally {
+        await h.close();
+      }
+    },
+  });
+}
+
 Deno.test({
   name: "PidResolver: cache hits skip the walk; unknown inodes are negative-cached; idle entries are dropped",
   ignore: skipIf(noPython, "PidResolver cache"),
@@ -149,10 +183,10 @@ Deno.test({
       eager.resolve([unknown]);
       eager.resolve([unknown]);
       assert.equal(eager.stats.walks, 2);
-      // the holder closes its socket and exits: its entry goes, the inode is no longer found
+      // the holder closes its socket and exits: it drops out of the entry (its fds are gone), without a walk
       await h.close();
       assert.deepEqual(r.resolve([inode]).get(inode), []);
-      assert.equal(r.stats.walks, 2);
+      assert.equal(r.stats.walks, 1);
     } finally {
       await h.close();
     }

@@ -133,7 +133,7 @@ export class Reporter {
     const { resolver, verbose, withWhere, identityOf, containerMeta } = this.options;
     const now = new Date();
     const events = changes.map((c) => {
-      const proc = c.kind === "open" && c.port.pids.length > 0
+      const proc = c.kind !== "close" && c.port.pids.length > 0
         ? resolver.processInfo(c.port.pids[0])
         : undefined;
       return toPortEvent(
@@ -148,7 +148,7 @@ export class Reporter {
     const lines: string[] = [];
     for (const e of events) {
       lines.push(humanLine(e, withWhere));
-      if (verbose && e.event === "open") {
+      if (verbose && e.event !== "close") {
         for (const pid of e.pids) {
           const p = resolver.processInfo(pid);
           if (!p) continue;
@@ -165,7 +165,7 @@ export class Reporter {
     // it later is kept up to date; a close removes it even when the tracker has it again, not yet reported).
     for (const c of changes) {
       if (c.kind === "open") this.#reported.set(keyOf(c.port), c.port);
-      else this.#reported.delete(keyOf(c.port));
+      else if (c.kind === "close") this.#reported.delete(keyOf(c.port));
     }
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.

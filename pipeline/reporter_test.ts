@@ -184,16 +184,22 @@ Deno.test("Reporter: the snapshot's state follows every change, also a port refr
     assert.deepEqual(await saved(), expected());
     assert.deepEqual((await saved())?.ports.map((p) => p.port), [80, 81, 82]);
 
-    // 81 is refreshed in place (new holder, no event): the next write has its new fields.
-    assert.deepEqual(
-      tracker.observePort(1, { proto: "tcp", port: 81 }, { ...ports[1], pids: [99] }, 2000),
-      [],
-    );
-    await r.report(
-      tracker.observePort(1, { proto: "tcp", port: 83 }, { ...obs, port: 83, pids: [7] }, 3000),
+    // 81 is refreshed in place (a new holder: a change, reported with the next open): the write has its new
+    // fields.
+    const change = tracker.observePort(1, { proto: "tcp", port: 81 }, { ...ports[1], pids: [99] }, 2000);
+    assert.deepEqual(change.map((c) => c.kind), ["change"]);
+    const events = await r.report(
+      [
+        ...change,
+        ...tracker.observePort(1, { proto: "tcp", port: 83 }, { ...obs, port: 83, pids: [7] }, 3000),
+      ],
       identity,
       "polling",
     );
+    assert.deepEqual(events.map((e) => [e.event, e.port, e.pids, e.last_pids]), [
+      ["change", 81, [99], [91]],
+      ["open", 83, [7], undefined],
+    ]);
     const state = await saved();
     assert.deepEqual(state, expected());
     const p81 = state?.ports.find((p) => p.port === 81);

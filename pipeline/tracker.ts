@@ -1,7 +1,8 @@
 /**
- * The diff at the heart of every engine: which ports opened and closed since the last look, per network
- * namespace, with a close grace (a port back within CLOSE_GRACE_MS emits nothing). Pure state machine: time
- * comes in as an argument, changes come out; engines do the I/O.
+ * The diff at the heart of every engine: which ports opened and closed since the last look, and which stayed open
+ * with other holders or addresses (a change), per network namespace, with a close grace (a port back within
+ * CLOSE_GRACE_MS emits no close and no open; a change, if its holders are others). Pure state machine: time comes
+ * in as an argument, changes come out; engines do the I/O.
  * @module
  */
 import type { PortObservation } from "./observe.ts";
@@ -21,10 +22,15 @@ export interface TrackedPort extends PortObservation {
 }
 
 /** One change to report. */
-export interface PortChange {
-  kind: "open" | "close";
-  port: TrackedPort;
-}
+export type PortChange =
+  | { kind: "open" | "close"; port: TrackedPort }
+  | {
+    kind: "change";
+    /** The port as it is now (a copy: later refreshes do not alter what this change reports). */
+    port: TrackedPort;
+    /** Its holders and addresses before the change. */
+    before: { pids: number[]; addrs: string[] };
+  };
 
 /** Key of a port within the tracker (per container too, when the engine knows containers per socket). */
 export function trackKey(netns: number, proto: string, port: number, containerId?: string | null): string {
@@ -37,17 +43,31 @@ export interface TrackerState {
   ports: TrackedPort[];
 }
 
-/** A port seen again: it is open (any pending close is off), with what holds it now. */
-function refresh(prev: TrackedPort, o: PortObservation, now: number): void {
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A port seen again: it is open (any pending close is off), with what holds it now. A change when its holders
+ * (sorted pids; none found means unknown, not none: they are kept) or its addresses are others than before.
+ */
+function refresh(prev: TrackedPort, o: PortObservation, now: number): PortChange | undefined {
   prev.closeAt = undefined;
   prev.seen = now;
   prev.family = o.family;
-  prev.addrs = o.addrs;
   prev.inodes = o.inodes;
+  const before = { pids: prev.pids, addrs: prev.addrs };
+  const pidsChanged = o.pids.length > 0 && !sameList(prev.pids, o.pids);
+  const addrsChanged = !sameList(prev.addrs, o.addrs);
+  if (!sameList(prev.addrs, o.addrs)) prev.addrs = o.addrs;
   if (o.pids.length > 0) {
-    prev.pids = o.pids;
-    prev.lastPids = o.pids;
+    if (pidsChanged) prev.pids = o.pids;
+    prev.lastPids = prev.pids;
   }
+  if (!pidsChanged && !addrsChanged) return undefined;
+  return { kind: "change", port: { ...prev }, before };
 }
 
 /** Tracks open ports across namespaces. */
@@ -68,7 +88,8 @@ export class PortTracker {
       present.add(key);
       const prev = this.#ports.get(key);
       if (prev) {
-        refresh(prev, o, now);
+        const change = refresh(prev, o, now);
+        if (change) changes.push(change);
         continue;
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
@@ -97,8 +118,8 @@ export class PortTracker {
     const prev = this.#ports.get(key);
     if (o) {
       if (prev) {
-        refresh(prev, o, now);
-        return [];
+        const change = refresh(prev, o, now);
+        return change ? [change] : [];
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
       this.#ports.set(key, port);

@@ -37,13 +37,38 @@ Deno.test("PortTracker: a port back within the grace emits nothing; after it, a 
   assert.deepEqual(kinds(t.tick(1500)), ["close 80"]);
 });
 
-Deno.test("PortTracker: pids follow the holders; last pids survive a moment without a holder", () => {
+Deno.test("PortTracker: pids follow the holders, each change of holders is a change; none found keeps them", () => {
   const t = new PortTracker();
   t.observe(1, [obs(80, [10])], 0);
-  t.observe(1, [obs(80, [11, 12])], 1);
-  t.observe(1, [obs(80, [])], 2);
-  const [c] = t.observe(1, [], 3);
+  const [change] = t.observe(1, [obs(80, [11, 12])], 1);
+  assert.equal(change.kind, "change");
+  assert.deepEqual(change.port.pids, [11, 12]);
+  assert.deepEqual(change.kind === "change" && change.before, { pids: [10], addrs: ["0.0.0.0"] });
+  assert.deepEqual(t.observe(1, [obs(80, [11, 12])], 2), [], "same holders: nothing");
+  assert.deepEqual(t.observe(1, [obs(80, [])], 3), [], "no holder found: unknown, the last ones are kept");
+  assert.deepEqual(t.open()[0].pids, [11, 12]);
+  const [c] = t.observe(1, [], 4);
+  assert.equal(c.kind, "close");
   assert.deepEqual(c.port.lastPids, [11, 12]);
+});
+
+Deno.test("PortTracker: a change of addresses is a change; the change keeps its own copy of the port", () => {
+  const t = new PortTracker();
+  t.observe(1, [obs(80, [10])], 0);
+  const [change] = t.observe(1, [{ ...obs(80, [10]), addrs: ["0.0.0.0", "::"] }], 1);
+  assert.equal(change.kind, "change");
+  assert.deepEqual(change.port.addrs, ["0.0.0.0", "::"]);
+  assert.deepEqual(change.kind === "change" && change.before, { pids: [10], addrs: ["0.0.0.0"] });
+  t.observe(1, [obs(80, [20])], 2);
+  assert.deepEqual(change.port.pids, [10], "a later refresh does not alter an earlier change");
+});
+
+Deno.test("PortTracker: back within the grace with other holders: a change, no close or open", () => {
+  const t = new PortTracker(500);
+  t.observe(1, [obs(80, [10])], 0);
+  assert.deepEqual(t.observe(1, [], 100), []);
+  assert.deepEqual(kinds(t.observe(1, [obs(80, [11])], 200)), ["change 80"]);
+  assert.equal(t.nextDeadline(), undefined);
 });
 
 Deno.test("PortTracker: snapshot restore diffs against what was open before a restart", () => {
@@ -82,7 +107,12 @@ Deno.test("PortTracker.observePort: one port at a time (event engines), with and
   const t = new PortTracker();
   const ref = { proto: "tcp", port: 80 };
   assert.deepEqual(kinds(t.observePort(1, ref, obs(80), 0)), ["open 80"]);
-  assert.deepEqual(kinds(t.observePort(1, ref, obs(80, [11]), 1)), [], "still open: no event, pids updated");
+  assert.deepEqual(
+    kinds(t.observePort(1, ref, obs(80, [11]), 1)),
+    ["change 80"],
+    "still open, other holders",
+  );
+  assert.deepEqual(kinds(t.observePort(1, ref, obs(80, [11]), 1)), [], "same holders: nothing");
   const [close] = t.observePort(1, ref, undefined, 2);
   assert.equal(close.kind, "close");
   assert.deepEqual(close.port.lastPids, [11]);

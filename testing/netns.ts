@@ -231,7 +231,16 @@ if spec.get("fork"):
     out["childPid"] = child
 print(json.dumps(out), flush=True)
 for line in sys.stdin:
-    if line.strip() == "exit": break
+    cmd = line.strip()
+    if cmd == "exit": break
+    if cmd == "close":
+        for s in keep: s.close()
+        print(json.dumps({"closed": len(keep)}), flush=True)
+    if cmd == "fork":
+        child = os.fork()
+        if child == 0:
+            while True: signal.pause()
+        print(json.dumps({"childPid": child}), flush=True)
 os._exit(0)
 `;
 
@@ -248,21 +257,24 @@ export class Holder {
     readonly report: HolderReport,
     stdin: WritableStreamDefaultWriter<Uint8Array>,
     stderr: Promise<string>,
+    nextLine: () => Promise<string | undefined>,
+    stdout: ReadableStreamDefaultReader<string>,
   ) {
     this.#stdin = stdin;
     this.#stderr = stderr;
+    this.#nextLine = nextLine;
+    this.#stdout = stdout;
   }
+
+  #nextLine: () => Promise<string | undefined>;
+  #stdout: ReadableStreamDefaultReader<string>;
 
   /** Start a holder (inside `netns` when given) and wait (with a deadline) for its report. */
   static async start(spec: HolderSpec, netns?: NetNs, timeoutMs = 20_000): Promise<Holder> {
     const cmd = ["python3", "-c", HOLDER_PY, JSON.stringify(spec)];
     const full = netns ? netns.wrap(cmd) : cmd;
-    const { child, report, stdin, stderr } = await startReporter<HolderReport>(
-      full,
-      "socket holder",
-      timeoutMs,
-    );
-    return new Holder(child, report, stdin, stderr);
+    const r = await startReporter<HolderReport>(full, "socket holder", timeoutMs, true);
+    return new Holder(r.child, r.report, r.stdin, r.stderr, r.nextLine!, r.stdout!);
   }
 
   /** The pid of the process holding the sockets (python's own pid). */
@@ -276,16 +288,39 @@ export class Holder {
     await withDeadline(this.child.status, 10_000, "the holder's parent to exit");
   }
 
+  /** The holder (the parent) closes its copies of every socket and stays; a forked child keeps its own. */
+  async closeSockets(): Promise<void> {
+    await this.#ask("close");
+  }
+
+  /** Fork now: the child holds every socket the parent holds; returns its pid (killed by close()). */
+  async fork(): Promise<number> {
+    const { childPid } = await this.#ask("fork") as { childPid: number };
+    this.#children.push(childPid);
+    return childPid;
+  }
+
+  #children: number[] = [];
+
+  /** Send a command and wait (with a deadline) for its one-line JSON answer. */
+  async #ask(cmd: string): Promise<unknown> {
+    await this.#stdin.write(new TextEncoder().encode(`${cmd}\n`));
+    const line = await withDeadline(this.#nextLine(), 10_000, `the holder's answer to ${cmd}`);
+    if (line === undefined) throw new Error(`the holder ended before answering ${cmd}`);
+    return JSON.parse(line);
+  }
+
   /** Kill the holder (and its forked child) and wait for it; idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.report.childPid) {
+    for (const pid of [this.report.childPid, ...this.#children]) {
+      if (pid === undefined) continue;
       try {
-        Deno.kill(this.report.childPid, "SIGKILL");
+        Deno.kill(pid, "SIGKILL");
       } catch { /* gone */ }
     }
-    await endReporter(this.child, this.#stdin, this.#stderr, "the holder");
+    await endReporter(this.child, this.#stdin, this.#stderr, "the holder", this.#stdout);
   }
 }
 
@@ -297,6 +332,10 @@ export interface Reporter<R> {
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   /** All of its stderr, once it has exited. */
   stderr: Promise<string>;
+  /** With `keepReading`: its next stdout line (undefined at its end); cancel with endReporter's `stdout`. */
+  nextLine?: () => Promise<string | undefined>;
+  /** With `keepReading`: the stdout reader, for endReporter. */
+  stdout?: ReadableStreamDefaultReader<string>;
 }
 
 /**
@@ -312,6 +351,7 @@ export async function startReporter<R>(
   cmd: string[],
   what: string,
   timeoutMs = 20_000,
+  keepReading = false,
 ): Promise<Reporter<R>> {
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
@@ -323,6 +363,7 @@ export async function startReporter<R>(
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
+  let keep = false;
   try {
     const line = withDeadline(
       (async () => {
@@ -336,7 +377,24 @@ export async function startReporter<R>(
       timeoutMs,
       `the ${what}'s report`,
     );
-    return { child, report: JSON.parse(await line) as R, stdin, stderr };
+    const first = await line;
+    const nl = first.indexOf("\n");
+    const report = JSON.parse(first.slice(0, nl)) as R;
+    if (!keepReading) return { child, report, stdin, stderr };
+    let rest = first.slice(nl + 1);
+    const nextLine = async () => {
+      while (!rest.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) return undefined;
+        rest += value;
+      }
+      const i = rest.indexOf("\n");
+      const out = rest.slice(0, i);
+      rest = rest.slice(i + 1);
+      return out;
+    };
+    keep = true;
+    return { child, report, stdin, stderr, nextLine, stdout: reader };
   } catch (e) {
     try {
       child.kill("SIGKILL");
@@ -345,7 +403,7 @@ export async function startReporter<R>(
     await stdin.close().catch(() => {});
     throw new Error(`${what} failed: ${e instanceof Error ? e.message : e}; stderr: ${await stderr}`);
   } finally {
-    await reader.cancel().catch(() => {});
+    if (!keep) await reader.cancel().catch(() => {});
   }
 }
 
@@ -355,8 +413,10 @@ export async function endReporter(
   stdin: WritableStreamDefaultWriter<Uint8Array>,
   stderr: Promise<string>,
   what: string,
+  stdout?: ReadableStreamDefaultReader<string>,
 ): Promise<void> {
   await stdin.close().catch(() => {});
+  await stdout?.cancel().catch(() => {});
   try {
     await withDeadline(child.status, 5_000, `${what} to exit after stdin closed`);
   } catch {
