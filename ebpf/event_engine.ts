@@ -1,6 +1,6 @@
 /**
  * The event-driven engine: socket events from bpftrace or Tracee update the ledger, and each change goes
- * through the same tracker, reporter, snapshot and delivery as polling (written once, in watcher/). It starts
+ * through the same pipeline as polling's (scopes, diff, report, snapshot, delivery: pipeline/). It starts
  * from a scan, so ports open before it started are known, and a slow reconciliation scan corrects and counts
  * drift (a non-zero drift is a gap in what the probes see, to be reported).
  * @module
@@ -8,8 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { EventSink } from "../delivery/sink.ts";
 import type { EnvSource } from "../infra/env.ts";
-import type { WatcherConfig } from "../watcher/config.ts";
-import { PollingEngine } from "../watcher/engine.ts";
+import { Pipeline, type PipelineConfig } from "../pipeline/pipeline.ts";
 import { netnsInode } from "../pipeline/scope/identity.ts";
 import { SocketLedger } from "./ledger.ts";
 import { EndHold } from "./reorder.ts";
@@ -35,7 +34,7 @@ export interface EventEngineStats {
 
 /** What the engine needs. */
 export interface EventEngineOptions {
-  config: WatcherConfig;
+  config: PipelineConfig;
   sink: EventSink;
   env: EnvSource;
   source: SocketEventSource;
@@ -47,7 +46,7 @@ export interface EventEngineOptions {
 
 /** Event-driven engine over any SocketEventSource. */
 export class EventEngine {
-  readonly poll: PollingEngine;
+  readonly pipeline: Pipeline;
   readonly ledger: SocketLedger;
   readonly stats: EventEngineStats = { events: 0, ignored: 0, reconciles: 0, drift: 0, lost: 0 };
   #own = netnsInode();
@@ -60,25 +59,25 @@ export class EventEngine {
 
   constructor(readonly options: EventEngineOptions) {
     this.#hold = new EndHold(options.source.reorderMs ?? 0, (e) => this.#apply(e), this.#holdClock);
-    this.poll = new PollingEngine({
+    this.pipeline = new Pipeline({
       config: options.config,
       sink: options.sink,
       env: options.env,
       source: "ebpf",
       shutdownSource: "shutdown-ebpf",
     });
-    this.poll.onNamespaceGone = (netns) => this.ledger.dropNamespace(netns);
+    this.pipeline.onNamespaceGone = (netns) => this.ledger.dropNamespace(netns);
     // The runtime-owned sockets are hidden by the same filter as polling's (REPORT_RUNTIME_SOCKETS).
-    const runtimeSockets = this.poll.runtimeSockets;
+    const runtimeSockets = this.pipeline.runtimeSockets;
     this.ledger = new SocketLedger({ hides: (netns, pids) => runtimeSockets.hides(netns, pids) });
   }
 
   /** Restore the snapshot, seed the ledger from a scan (after the probes are attached), report the diff. */
   async start(): Promise<void> {
-    await this.poll.start();
+    await this.pipeline.start();
     await this.options.source.ready;
     await this.#enqueue(async () => {
-      for (const { netns, sockets, owners } of await this.poll.rawScan()) {
+      for (const { netns, sockets, owners } of await this.pipeline.scan()) {
         this.ledger.seed(netns, sockets, (inode) => owners.get(inode) ?? []);
         await this.#observe(netns);
       }
@@ -93,13 +92,12 @@ export class EventEngine {
   }
 
   #observe(netns: number): Promise<unknown> {
-    const changes = this.poll.tracker.observe(netns, this.ledger.observations(netns), Date.now());
-    return changes.length ? this.poll.report(changes, netns) : Promise.resolve();
+    return this.pipeline.observe(netns, this.ledger.observations(netns));
   }
 
   #inScope(e: SocketEvent): boolean {
     if (e.netns === undefined) return true; // close/exit/fork: the ledger knows which sockets they end
-    if (this.options.config.allNetns) return this.poll.watches(e.netns);
+    if (this.options.config.allNetns) return this.pipeline.scopes.watches(e.netns);
     return e.netns === this.#own;
   }
 
@@ -136,7 +134,7 @@ export class EventEngine {
     // The tracker is updated synchronously, in event order; the reporting (snapshot, delivery) is batched: all
     // the changes made while the previous report was under way leave together, still in order.
     const now = Date.now();
-    const tracker = this.poll.tracker;
+    const tracker = this.pipeline.tracker;
     for (const ref of this.ledger.touched) {
       const changes = tracker.observePort(ref.netns, ref, this.ledger.observationOf(ref), now);
       if (changes.length > 0) {
@@ -166,11 +164,11 @@ export class EventEngine {
   /** With a close grace, report the closes whose grace runs out (at the earliest deadline). */
   #scheduleTick() {
     if (this.#tickTimer !== undefined) return;
-    const deadline = this.poll.tracker.nextDeadline();
+    const deadline = this.pipeline.tracker.nextDeadline();
     if (deadline === undefined) return;
     this.#tickTimer = setTimeout(() => {
       this.#tickTimer = undefined;
-      const changes = this.poll.tracker.tick(Date.now());
+      const changes = this.pipeline.tracker.tick(Date.now());
       for (const c of changes) this.#pending.push({ netns: c.port.netns, changes: [c] });
       if (this.#pending.length > 0) this.#flush();
       this.#scheduleTick();
@@ -214,10 +212,7 @@ export class EventEngine {
     }
     // Not waiting for delivery: the next batch is decided, saved and handed over while this one is on the wire
     // (the sink sends in order; the snapshot's outbox holds every batch until the sink has it).
-    const poll = this.poll;
-    for (const [netns, changes] of byNs) {
-      await poll.reporter.report(changes, poll.identityOf(netns) ?? poll.identity, "ebpf", { wait: false });
-    }
+    for (const [netns, changes] of byNs) await this.pipeline.report(changes, netns, { wait: false });
   }
 
   /** A holder exited: a moment later (its fds are released after the exit tracepoint), check with a scan. */
@@ -240,7 +235,7 @@ export class EventEngine {
     let changed: Set<string> | undefined;
     return this.#enqueue(() => {
       changed = this.ledger.watchChanges();
-      return this.poll.rawScan();
+      return this.pipeline.scan();
     }).then(async (scans) => {
       await new Promise((r) => setTimeout(r, settleMs));
       // While the source drains a backlog, held ends wait past the window (see reorder.ts): so does the
@@ -307,6 +302,6 @@ export class EventEngine {
     this.#shutDown = true;
     if (this.#pending.length > 0) this.#flush(); // decided, not yet reported: before the shutdown closes
     await this.#chain;
-    return await this.poll.shutdown();
+    return await this.pipeline.shutdown();
   }
 }

@@ -89,11 +89,11 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
     await engine.flushNow();
     await waitUntil("the open of the first port", () => sink.sent.some((e) => e.port === a), 10_000, 5);
     source.emit(listenEvent(b, 2));
-    assert.ok(engine.poll.tracker.open().some((p) => p.port === b), "decided");
+    assert.ok(engine.pipeline.tracker.open().some((p) => p.port === b), "decided");
     // Any snapshot write in the window (a report's, the outbox clearing's); then the watcher dies.
-    await engine.poll.reporter.save();
+    await engine.pipeline.reporter.save();
     const crashed = await Deno.readTextFile(path);
-    const snap = (await loadSnapshot(path, engine.poll.reporter.options.owner)).snapshot!;
+    const snap = (await loadSnapshot(path, engine.pipeline.reporter.options.owner)).snapshot!;
     assert.deepEqual(
       snap.state.ports.map((p) => p.port),
       [a],
@@ -105,7 +105,7 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
     const sink2 = new CollectingSink();
     const tracker = new PortTracker();
     const r2 = new Reporter({
-      ...engine.poll.reporter.options,
+      ...engine.pipeline.reporter.options,
       sink: sink2,
       tracker,
       snapshotPath: `${dir}/restart`,
@@ -113,7 +113,7 @@ Deno.test("EventEngine: a snapshot written while a batch gathers leaves it out: 
     await r2.restore();
     const ns = netnsInode();
     const seen = engine.ledger.observations(ns);
-    await r2.report(tracker.observe(ns, seen, Date.now()), engine.poll.identity, "ebpf");
+    await r2.report(tracker.observe(ns, seen, Date.now()), engine.pipeline.identity, "ebpf");
     const all = new Map([...sink.sent, ...sink2.sent].map((e) => [e.id, e]));
     assert.deepEqual(
       [...all.values()].filter((e) => e.event === "open").map((e) => e.port).sort(),

@@ -8,7 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import type { EnvSource } from "../infra/env.ts";
 import type { EventSink } from "../delivery/sink.ts";
 import type { WatcherConfig } from "../watcher/config.ts";
-import { PollingEngine } from "../watcher/engine.ts";
+import { PollingEngine } from "../watcher/polling_engine.ts";
+import type { Pipeline } from "../pipeline/pipeline.ts";
 import type { EbpfConfig } from "./config.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import { startBpftrace } from "./bpftrace_source.ts";
@@ -23,8 +24,8 @@ export interface RunningEngine {
   run(): Promise<void>;
   /** Close every tracked port (shutdown source) and stop. */
   shutdown(): Promise<{ closes: number; delivered: boolean }>;
-  /** The polling engine that scans: the whole fallback, or an eBPF engine's seed and reconciliation (metrics). */
-  poll: PollingEngine;
+  /** The engine's pipeline (its scans: the whole fallback, or an eBPF engine's seed and reconciliation). */
+  pipeline: Pipeline;
   /** The eBPF engine (its drift and lost counters), absent for the polling fallback. */
   ebpf?: EventEngine;
 }
@@ -77,7 +78,7 @@ export async function startEngine(
       describe: `polling fallback with ${engine.backend}`,
       run: () => engine.run(),
       shutdown: () => engine.shutdown(),
-      poll: engine,
+      pipeline: engine.pipeline,
     };
   }
   const engine = new EventEngine({ config, sink, env, source, reconcileMs: ebpf.reconcileMs });
@@ -93,7 +94,7 @@ export async function startEngine(
       stopping = true;
       return engine.shutdown();
     },
-    poll: engine.poll,
+    pipeline: engine.pipeline,
     ebpf: engine,
   };
 }

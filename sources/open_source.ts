@@ -3,13 +3,15 @@
  * /proc/net parser (USE_PROC=1, or where netlink is unavailable), or spawned ss (USE_PROC=0).
  * @module
  */
-import type { Backend } from "../watcher/config.ts";
 import { NetlinkSource, NetlinkUnavailableError } from "./netlink.ts";
 import { ProcNetSource } from "./proc_net.ts";
 import { SsSource } from "./ss_source.ts";
 import type { SocketSource } from "./socket.ts";
 
 /** Where a namespace is: its ns path (/proc/<pid>/ns/net or /run/netns/NAME) and a member pid (0: none). */
+/** Which source scans: netlink sock_diag, /proc/net text, `ss`, or auto (netlink, else /proc/net). */
+export type Backend = "auto" | "netlink" | "proc" | "ss";
+
 export interface NamespaceRef {
   path?: string;
   pid?: number;

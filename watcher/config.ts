@@ -21,9 +21,10 @@ import {
   hostNameFileFrom,
   stateDirsFrom,
 } from "../pipeline/scope/attribution_settings.ts";
+import type { Backend } from "../sources/open_source.ts";
 
 /** Which socket source to use. */
-export type Backend = "auto" | "netlink" | "proc" | "ss";
+export type { Backend };
 
 /** Everything the polling watcher needs. */
 export interface WatcherConfig {

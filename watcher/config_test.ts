@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadWatcherConfig, type WatcherConfig } from "./config.ts";
-import { scanSchedule } from "./engine.ts";
+import { scanSchedule } from "./polling_engine.ts";
 import { ConfigError, envOf } from "../infra/env.ts";
 
 const load = (env: Record<string, string>, args: string[] = []) =>

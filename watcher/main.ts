@@ -5,7 +5,7 @@ import { setupLogging } from "../infra/logging.ts";
 import { sinkFromEnv } from "../delivery/delivery_config.ts";
 import type { EventSink } from "../delivery/sink.ts";
 import { loadWatcherConfig, WATCHER_USAGE } from "./config.ts";
-import { PollingEngine } from "./engine.ts";
+import { PollingEngine } from "./polling_engine.ts";
 import { runUntilSignal } from "./run_until_signal.ts";
 import { startMetricsServer, WatcherMetrics } from "./metrics.ts";
 import type { MetricsServer } from "../infra/metrics.ts";
@@ -35,9 +35,9 @@ export async function runWatcher(args: string[], env = Deno.env): Promise<number
   }
   const log = getLogger(["portwatch", "watcher"]);
   const engine = new PollingEngine({ config, sink, env });
-  metrics.watchEngine(engine);
+  metrics.watchPipeline(engine.pipeline);
   await engine.start();
-  const who = engine.identity;
+  const who = engine.pipeline.identity;
   log.info(
     "watching {scope} with {backend}; host {host}, container {container}; every {interval} s, {burst} scan(s) " +
       "{delay} s apart{ports}; events to {to}",

@@ -37,7 +37,7 @@ import { type MetricsServer, Registry, serveMetrics } from "../infra/metrics.ts"
 import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { DEFAULT_METRICS_HOST, type WatcherConfig } from "./config.ts";
-import type { EngineStats, PollingEngine } from "./engine.ts";
+import type { Pipeline, PipelineStats } from "../pipeline/pipeline.ts";
 import { registerProcessMetrics } from "../infra/process_metrics.ts";
 
 /** Scan durations (seconds): a netlink dump takes about a millisecond, ss tens, a host-wide scan more. */
@@ -60,7 +60,7 @@ export interface DeliveryCounters {
 export class WatcherMetrics {
   readonly registry = new Registry();
   #engine?: () => string;
-  #poll?: { readonly stats: EngineStats };
+  #poll?: { readonly stats: PipelineStats };
   #delivery?: DeliveryCounters;
   #ebpf?: EbpfCounters;
   readonly #scans;
@@ -161,31 +161,25 @@ export class WatcherMetrics {
   }
 
   /**
-   * Watch a polling engine (the polling watcher's, the fallback's, or the one an eBPF engine scans with):
-   * its scans are timed from now on, its errors read at scrape time. `engine` names it for
+   * Watch an engine's pipeline (the polling watcher's, the fallback's, or an eBPF engine's, which scans to seed
+   * and reconcile): its scans are timed from now on, its errors read at scrape time. `engine` names it for
    * `portwatch_engine_info`; default: its socket source (netlink, proc, ss).
    */
-  watchEngine(poll: PollingEngine, engine?: () => string): void {
-    this.#poll = poll;
-    this.#engine = engine ?? (() => poll.backend.split(" ")[0] || "unknown");
-    const scan = poll.rawScan.bind(poll);
-    poll.rawScan = async (refreshNamespaces?: boolean) => {
-      const done = this.#scanSeconds.startTimer();
-      try {
-        return await scan(refreshNamespaces);
-      } finally {
-        done();
-        this.#scans.inc();
-      }
+  watchPipeline(pipeline: Pipeline, engine?: () => string): void {
+    this.#poll = pipeline;
+    this.#engine = engine ?? (() => pipeline.backend.split(" ")[0] || "unknown");
+    pipeline.onScanned = (ms) => {
+      this.#scanSeconds.observe(undefined, ms / 1000);
+      this.#scans.inc();
     };
   }
 
   /**
-   * Watch what ebpf/start_engine.ts started: its polling engine, and the eBPF engine's counters when it is
-   * one (`engine` is then its source's name, else `fallback`).
+   * Watch what ebpf/start_engine.ts started: its pipeline, and the eBPF engine's counters when it is one
+   * (`engine` is then its source's name, else `fallback`).
    */
   watchStarted(running: {
-    poll: PollingEngine;
+    pipeline: Pipeline;
     ebpf?: {
       stats: EbpfCounters["stats"];
       options: { source: { name: string; lost: number } };
@@ -193,7 +187,7 @@ export class WatcherMetrics {
     };
   }): void {
     const ebpf = running.ebpf;
-    this.watchEngine(running.poll, () => ebpf?.options.source.name ?? "fallback");
+    this.watchPipeline(running.pipeline, () => ebpf?.options.source.name ?? "fallback");
     if (ebpf) {
       this.watchEbpf({
         stats: ebpf.stats,

@@ -7,7 +7,7 @@ import { waitUntil } from "../infra/wait.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { loadWatcherConfig } from "./config.ts";
 import { WatcherMetrics } from "./metrics.ts";
-import { PollingEngine } from "./engine.ts";
+import { PollingEngine } from "./polling_engine.ts";
 import { WatcherProc } from "./testing/watcher_proc.ts";
 
 /** `name{labels}` → value, from the text format. */
@@ -131,18 +131,18 @@ Deno.test("watcher metrics: delivery and eBPF counters are read at scrape time",
     const sink = metrics.countSink(http);
     const config = loadWatcherConfig([], envOf({ SNAPSHOT_PATH: `${dir}/snapshot` }));
     assert.ok(config !== "help");
-    const poll = new PollingEngine({ config, sink: new StdoutSink(), env: envOf({}) });
+    const { pipeline } = new PollingEngine({ config, sink: new StdoutSink(), env: envOf({}) });
     const ebpf = {
       stats: { events: 12, reconciles: 3, drift: 2 },
       options: { source: { name: "bpftrace", lost: 5 } },
       ledger: { lateOpens: 1 },
     };
-    metrics.watchStarted({ poll, ebpf });
+    metrics.watchStarted({ pipeline, ebpf });
     try {
       const event = (kind: "open" | "close", port: number) =>
         ({ event: kind, port, source: "ebpf", id: crypto.randomUUID() }) as unknown as PortEvent;
       await sink.send([event("open", 7001), event("open", 7002), event("close", 7001)]);
-      await poll.rawScan();
+      await pipeline.scan();
       const m = parse(metrics.registry.expose());
       assert.equal(m.get('portwatch_engine_info{engine="bpftrace"}'), 1);
       assert.ok(m.get("process_resident_memory_bytes")! > 0, "the process's own memory is exported");
@@ -168,7 +168,7 @@ Deno.test("watcher metrics: delivery and eBPF counters are read at scrape time",
       assert.equal(again.get("portwatch_ebpf_lost_events_total"), 6);
     } finally {
       await sink.close();
-      await poll.shutdown();
+      await pipeline.shutdown();
     }
   });
 });

@@ -27,7 +27,7 @@ const baseEnv = (dir: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-const is = (kind: "open" | "close", port: number, proto?: string) => (e: PortEvent) =>
+const is = (kind: PortEvent["event"], port: number, proto?: string) => (e: PortEvent) =>
   e.event === kind && e.port === port && (proto === undefined || e.proto === proto);
 
 Deno.test({
@@ -131,15 +131,19 @@ Deno.test({
       let h = await ns.holder({ sockets: [{ proto: "tcp", host: "0.0.0.0", port: 7020 }] });
       try {
         await w.waitFor("open 7020", is("open", 7020));
+        const first = h.pid;
         await h.close();
         h = await ns.holder({ sockets: [{ proto: "tcp", host: "0.0.0.0", port: 7020 }] });
+        // back within the grace, held by another process: no close and no second open, but a change of holders
+        const [change] = await w.waitFor("change 7020", is("change", 7020));
+        assert.deepEqual([change.pids, change.last_pids], [[h.pid], [first]]);
         await elapse(2000, "past the 1.5 s grace: still one open, no close");
-        assert.equal(w.matching((e) => e.port === 7020).length, 1);
+        assert.deepEqual(w.matching((e) => e.port === 7020).map((e) => e.event), ["open", "change"]);
         await h.close();
         const started = Date.now();
         await w.waitFor("close 7020", is("close", 7020), 1, 5000);
         assert.ok(Date.now() - started >= 1000, "the close waited for the grace");
-        assert.equal(w.matching((e) => e.port === 7020).length, 2);
+        assert.equal(w.matching((e) => e.port === 7020).length, 3);
       } finally {
         await h.close();
         await w.stop();
@@ -233,5 +237,38 @@ Deno.test({
       assert.equal(status.code, 2);
       assert.match(w.stderr.join("\n"), re);
     }
+  },
+});
+
+Deno.test({
+  name: "watcher: holders change while the port stays open: a fork, then the parent's close, each a change",
+  ignore: skipIf(skip, "watcher holder change"),
+  async fn() {
+    await withNs(async (ns, dir) => {
+      const w = WatcherProc.start(baseEnv(dir), ns);
+      const h = await ns.holder({
+        sockets: [{ proto: "tcp", host: "0.0.0.0", port: 7060 }, { proto: "udp", host: "::", port: 7061 }],
+      });
+      try {
+        await w.waitFor(
+          "opens 7060, 7061",
+          (e) => e.event === "open" && (e.port === 7060 || e.port === 7061),
+          2,
+        );
+        const child = await h.fork();
+        const both = [h.pid, child].sort((a, b) => a - b);
+        const added = await w.waitFor("the child added to both", (e) => e.event === "change", 2);
+        for (const e of added) assert.deepEqual([e.pids, e.last_pids], [both, [h.pid]], `port ${e.port}`);
+        await h.closeSockets();
+        const removed = await w.waitFor("the parent gone from both", (e) => e.event === "change", 4);
+        for (const e of removed.slice(2)) {
+          assert.deepEqual([e.pids, e.last_pids], [[child], both], `port ${e.port}`);
+        }
+        assert.deepEqual(w.matching((e) => e.event === "close"), [], "the ports stayed open");
+      } finally {
+        await h.close();
+        await w.stop();
+      }
+    });
   },
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { isRuntimeOwned, RuntimeSocketFilter } from "./runtime_sockets.ts";
 import { NetNs, netnsSkipReason, skipIf } from "../../testing/netns.ts";
 import { RuntimeHolder } from "../../testing/runtime_holder.ts";
-import { PollingEngine } from "../../watcher/engine.ts";
+import { PollingEngine } from "../../watcher/polling_engine.ts";
 import { loadWatcherConfig, type WatcherConfig } from "../../watcher/config.ts";
 import { envOf } from "../../infra/env.ts";
 import { CollectingSink } from "../../testing/sink.ts";
