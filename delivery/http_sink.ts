@@ -156,20 +156,20 @@ export class HttpSink implements EventSink {
    * waits for the earlier sends that have a port in common with it (all of them while the spool holds events or
    * delivery fails), and for the oldest when MAX_IN_FLIGHT (send_order.ts) are unfinished.
    */
-  send(events: PortEvent[]): Promise<void> {
+  send(events: PortEvent[], lines?: readonly string[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("HttpSink is closed"));
     this.#sending++;
     const inOrder = this.spool.pendingRecords > 0 || this.#streak > 0;
-    return this.#order.enter(events, inOrder, () => this.#sendNow(events)).finally(() => {
+    return this.#order.enter(events, inOrder, () => this.#sendNow(events, lines)).finally(() => {
       this.#sending--;
       this.#progress.fire();
     });
   }
 
-  async #sendNow(events: PortEvent[]): Promise<void> {
+  async #sendNow(events: PortEvent[], lines?: readonly string[]): Promise<void> {
     if (events.length === 0) return;
     if (this.spool.pendingRecords > 0) return await this.#toSpool(events);
-    const chunks = toBatches(events, this.#maxEvents, this.#maxBytes);
+    const chunks = toBatches(events, this.#maxEvents, this.#maxBytes, lines);
     for (let i = 0; i < chunks.length; i++) {
       const r = await this.#deliver(chunks[i].events, chunks[i].lines);
       if (r.failure) {

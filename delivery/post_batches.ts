@@ -14,27 +14,24 @@ export interface Batch {
 
 const NON_ASCII = /[\u0080-\uffff]/;
 
-/** Events' JSON lines already made by the caller (see {@link withJsonLines}), by the events' array. */
-const jsonLines = new WeakMap<PortEvent[], string[]>();
-
-/**
- * Hand `lines` (`JSON.stringify` of each event, in order) along with `events` to an HttpSink's send, so that
- * a caller that serialised them already (the reporter, for its outbox) does not pay for it twice.
- */
-export function withJsonLines(events: PortEvent[], lines: string[]): PortEvent[] {
-  if (lines.length === events.length) jsonLines.set(events, lines);
-  return events;
-}
-
 /**
  * Split `events` into batches of at most `maxEvents` events and `maxBytes` bytes of NDJSON (each line and its
- * "\n"), in order; an event larger than `maxBytes` goes alone.
+ * "\n"), in order; an event larger than `maxBytes` goes alone. `lines`, when the caller serialised the events
+ * already (the reporter, for its outbox), are used instead of serialising them again; they must be one per event.
  */
-export function toBatches(events: PortEvent[], maxEvents: number, maxBytes: number): Batch[] {
+export function toBatches(
+  events: PortEvent[],
+  maxEvents: number,
+  maxBytes: number,
+  lines?: readonly string[],
+): Batch[] {
+  if (lines !== undefined && lines.length !== events.length) {
+    throw new RangeError(`toBatches: ${lines.length} JSON lines for ${events.length} events`);
+  }
   const out: Batch[] = [];
   let cur: Batch = { events: [], lines: [] };
   let bytes = 0;
-  const made = jsonLines.get(events);
+  const made = lines;
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
     const line = made ? made[i] : JSON.stringify(e);

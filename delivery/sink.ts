@@ -10,9 +10,10 @@ export interface EventSink {
   /**
    * Hand over events. Resolves once they are safe: delivered (2xx from the listener) or written to the durable
    * spool, from which they are delivered later in order. Never drops events; rejects only when neither the
-   * listener nor the spool can take them.
+   * listener nor the spool can take them. `lines`, when the caller has them, are the events' JSON
+   * (`JSON.stringify` of each, in order): a sink that sends JSON uses them instead of serialising again.
    */
-  send(events: PortEvent[]): Promise<void>;
+  send(events: PortEvent[], lines?: readonly string[]): Promise<void>;
   /** Try to deliver everything pending within `timeoutMs`; resolves true when nothing is left undelivered. */
   flush(timeoutMs: number): Promise<boolean>;
   /** Stop background work (retries); pending events stay in the spool for the next start. */

@@ -18,7 +18,6 @@ import {
 } from "./tracker.ts";
 import { humanLine, toPortEvent } from "./event_build.ts";
 import type { ContainerMeta } from "./scope/runtime_state.ts";
-import { withJsonLines } from "../delivery/post_batches.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 const human = getLogger(["portwatch", "ports"]);
@@ -106,9 +105,9 @@ export class Reporter {
     }
   }
 
-  async #deliver(events: PortEvent[]): Promise<void> {
+  async #deliver(events: PortEvent[], lines?: readonly string[]): Promise<void> {
     try {
-      await this.options.sink.send(events);
+      await this.options.sink.send(events, lines);
     } catch (e) {
       log.error("could not hand {n} events to delivery: {error}", {
         n: events.length,
@@ -172,10 +171,9 @@ export class Reporter {
     const seq = this.#seq++;
     // Each event is serialised once: for the outbox and, handed along, for the HTTP body.
     const json = events.map((e) => JSON.stringify(e));
-    withJsonLines(events, json);
     this.#unacked.set(seq, encoder.encode(json.join(",")));
     await this.save();
-    const delivered = this.#deliver(events).then(() => {
+    const delivered = this.#deliver(events, json).then(() => {
       this.#unacked.delete(seq);
       this.#inflight.delete(delivered);
       return this.#delivered();

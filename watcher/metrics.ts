@@ -207,9 +207,9 @@ export class WatcherMetrics {
     if (sink instanceof HttpSink) this.#delivery = sink;
     const events = this.#events;
     return {
-      send(batch: PortEvent[]): Promise<void> {
+      send(batch: PortEvent[], lines?: readonly string[]): Promise<void> {
         for (const e of batch) events.inc({ event: e.event, source: e.source });
-        return sink.send(batch);
+        return sink.send(batch, lines);
       },
       flush: (timeoutMs) => sink.flush(timeoutMs),
       close: () => sink.close(),
