@@ -4,8 +4,8 @@
  * recorded on another, when the process migrated in between. Applied as read, the close finds nothing to close
  * and the open then stays: a phantom open port.
  *
- * The events that end something (unlisten, close, exit) are held for the source's reorder window, then applied in
- * kernel-time order (`kts`); the others (listen, bind, fork) are applied at once, so an open costs no latency. An
+ * The events that end something (unlisten, close, exit, and exec) are held for the source's reorder window, then
+ * applied in kernel-time order (`kts`); the others (listen, bind, fork, dup) are applied at once, so an open costs no latency. An
  * older open arriving after a newer close of its socket therefore still comes first. What the opens and forks
  * that arrive out of order among themselves need (a fork older than the open of its parent's socket, a socket
  * opened at the address of one whose held close comes later) the ledger handles with the same timestamps.
@@ -18,9 +18,14 @@
  */
 import type { SocketEvent } from "./socket_event.ts";
 
-/** An event that ends a socket or a process (held for the reorder window). */
+/**
+ * An event that ends a socket, a holder's fd or a process, or an exec (held for the reorder window). A close
+ * that was not the last reference and an exec end no socket, but each makes the ledger doubt what its process
+ * holds (see SocketLedger.recheck): applied before an open of that process read after it, the open's socket
+ * would keep a holder that no longer holds it.
+ */
 export function endsSomething(e: SocketEvent): boolean {
-  return e.kind === "unlisten" || e.kind === "close" || e.kind === "exit";
+  return e.kind === "unlisten" || e.kind === "close" || e.kind === "exit" || e.kind === "exec";
 }
 
 interface Held {

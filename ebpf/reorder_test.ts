@@ -125,3 +125,21 @@ Deno.test("EndHold: the timer applies an end once the source caught up (no event
     hold.stop();
   }
 });
+
+Deno.test("EndHold: an exec and a close that was not the last are held like ends, a dup is not", () => {
+  let now = 0;
+  const applied: string[] = [];
+  const hold = new EndHold(50, (e) => applied.push(`${e.kind}@${e.kts}`), () => now);
+  try {
+    hold.push(ev("exec", 20));
+    hold.push({ ...ev("close", 30), last: false });
+    hold.push(ev("dup", 25));
+    hold.push(ev("listen", 10)); // the exec'ing process's open, read after
+    assert.deepEqual(applied, ["dup@25", "listen@10"]);
+    now = 50;
+    hold.release();
+    assert.deepEqual(applied.slice(2), ["exec@20", "close@30"]);
+  } finally {
+    hold.stop();
+  }
+});

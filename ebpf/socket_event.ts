@@ -19,19 +19,33 @@ export interface SocketEvent {
    * - `bind`: a successful bind() of fd to addr:port (UDP: the port is now open).
    * - `listen`: a socket started listening on addr:port (TCP: the port is now open).
    * - `unlisten`: a listening socket stopped listening (TCP close of a listener).
-   * - `close`: fd was closed by pid (or replaced by dup2/dup3 over it).
+   * - `close`: fd was closed by pid (or replaced by dup2/dup3 over it); `last` says whether that was the
+   *   socket's last reference, when the engine knows (bpftrace does: every close of a tracked socket's fd by a
+   *   holder is reported; Tracee does not: its closes name an fd only).
+   * - `dup`: pid duplicated `oldFd` as `fd` (dup, dup2, dup3): fd now refers to the same socket. A dup2/dup3 over
+   *   an open fd comes as a `close` of that fd first.
    * - `fork`: pid created child `childPid`, which inherits every fd.
+   * - `exec`: pid exec'd a new program: its close-on-exec fds are gone without a close(), which no event names;
+   *   what it holds now must be read from /proc (see SocketLedger.recheck).
    * - `exit`: process pid exited (all its fds closed).
    */
-  kind: "socket" | "bind" | "listen" | "unlisten" | "close" | "fork" | "exit";
+  kind: "socket" | "bind" | "listen" | "unlisten" | "close" | "dup" | "fork" | "exec" | "exit";
   /** Process id (tgid) in the watcher's pid namespace (Tracee: hostProcessId). */
   pid: number;
   /** For `fork`: the child process id. */
   childPid?: number;
   /** Command name, when known. */
   comm?: string;
-  /** File descriptor, for socket/bind/listen/close. */
+  /** File descriptor, for socket/bind/listen/close (and the new one of a dup). */
   fd?: number;
+  /** For `dup`: the fd that was duplicated. */
+  oldFd?: number;
+  /**
+   * For `close`: whether it dropped the socket's last reference (the socket is gone: true) or another fd, of
+   * this process or another, still holds it (false). Absent: the engine does not know; a close naming the
+   * socket (inode or sk) then ends it, one naming only an fd drops that holder.
+   */
+  last?: boolean;
   /** Kernel socket address (bpftrace: the struct sock pointer), a key stable across fds and forks. */
   sk?: string;
   /** The socket's inode (the N of socket:[N]), when the engine reads it; matches /proc and netlink scans. */
@@ -50,4 +64,10 @@ export interface SocketEvent {
   containerName?: string | null;
   /** A failed operation (e.g. bind or listen returned an error): never an open. */
   failed?: boolean;
+  /**
+   * For `socket` and `dup`: the fd is close-on-exec (SOCK_CLOEXEC, dup3's O_CLOEXEC), when the engine says so
+   * (Tracee's syscall events): it goes at the process's next exec, unless fcntl cleared the flag, which no event
+   * here shows.
+   */
+  cloexec?: boolean;
 }
