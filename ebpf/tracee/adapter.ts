@@ -15,7 +15,7 @@ export interface TraceeStats {
   used: number;
   /** Lines not used (not JSON, other events, non-IP sockets, threads, malformed); each logged at debug. */
   skipped: number;
-  /** Socket events yielded. */
+  /** Socket events yielded (the adapter may add closes a line implies, and drop dups of fds it does not know). */
   events: number;
 }
 
@@ -25,12 +25,17 @@ interface FdState {
   family?: 4 | 6;
   addr?: string;
   port?: number;
+  /** Made with SOCK_CLOEXEC: gone at the process's next exec. */
+  cloexec?: boolean;
 }
 
 /**
  * Turns Tracee lines into socket events, keeping a per-(pid, fd) table so that a bind learns its protocol
  * from the socket() that made the fd, a `listen` syscall learns its address from the bind, forks copy the
- * table and close/exit forget it. Blank lines are ignored (not counted).
+ * table and close/exit forget it. A dup of a socket fd it knows is passed on (of another fd, dropped), after a
+ * `close` of the fd it replaced when that was a socket fd it knows (dup2/dup3 close it); an exec is passed on
+ * after a `close` of each fd made with SOCK_CLOEXEC (gone at exec; an fcntl that cleared the flag is not seen).
+ * Blank lines are ignored (not counted).
  */
 export class TraceeAdapter {
   /** Used/skipped line and event counts. */
@@ -51,9 +56,9 @@ export class TraceeAdapter {
       return [];
     }
     this.stats.used++;
-    for (const e of result.events) this.#track(e);
-    this.stats.events += result.events.length;
-    return result.events;
+    const events = result.events.flatMap((e) => this.#track(e));
+    this.stats.events += events.length;
+    return events;
   }
 
   /** Socket events from a stream of lines, in order. */
@@ -95,27 +100,29 @@ export class TraceeAdapter {
     if (!oldest.done) this.#forgetPid(oldest.value);
   }
 
-  /** Update the fd table from e, and fill in what the table knows (mutates e). */
-  #track(e: SocketEvent): void {
+  /** Update the fd table from e, and fill in what the table knows (mutates e); the events e stands for. */
+  #track(e: SocketEvent): SocketEvent[] {
     const fd = e.fd;
     switch (e.kind) {
       case "socket":
-        if (fd !== undefined && !e.failed) this.#set(e.pid, fd, { proto: e.proto, family: e.family });
-        return;
+        if (fd !== undefined && !e.failed) {
+          this.#set(e.pid, fd, { proto: e.proto, family: e.family, ...(e.cloexec ? { cloexec: true } : {}) });
+        }
+        return [e];
       case "bind": {
-        if (fd === undefined) return;
+        if (fd === undefined) return [e];
         const known = this.#table(e.pid, false)?.get(fd);
         if (e.proto === undefined && known?.proto !== undefined) {
           e.proto = known.proto;
           reorder(e);
         }
         if (!e.failed) {
-          this.#set(e.pid, fd, { proto: e.proto, family: e.family, addr: e.addr, port: e.port });
+          this.#set(e.pid, fd, { ...known, proto: e.proto, family: e.family, addr: e.addr, port: e.port });
         }
-        return;
+        return [e];
       }
       case "listen": {
-        if (fd === undefined) return;
+        if (fd === undefined) return [e];
         const known = this.#table(e.pid, false)?.get(fd);
         if (e.port === undefined && known?.port !== undefined) {
           e.family = known.family;
@@ -124,28 +131,71 @@ export class TraceeAdapter {
           reorder(e);
         }
         if (!e.failed) {
-          this.#set(e.pid, fd, { proto: "tcp", family: e.family, addr: e.addr, port: e.port });
+          this.#set(e.pid, fd, { ...known, proto: "tcp", family: e.family, addr: e.addr, port: e.port });
         }
-        return;
+        return [e];
       }
       case "close": {
         // Linux releases the fd even when close() reports EINTR/EIO, so forget it whatever the result.
-        const t = fd === undefined ? undefined : this.#table(e.pid, false);
-        if (t && fd !== undefined && t.delete(fd)) this.#tracked--;
-        if (t?.size === 0) this.#fds.delete(e.pid);
-        return;
+        if (fd !== undefined) this.#forget(e.pid, fd);
+        return [e];
+      }
+      case "dup": {
+        if (fd === undefined || e.oldFd === undefined) return [];
+        const t = this.#table(e.pid, false);
+        const old = t?.get(e.oldFd);
+        const out: SocketEvent[] = [];
+        if (t?.has(fd)) out.push(this.#closeOf(e, fd)); // replaced (dup2/dup3), or stale (dup: it was free)
+        this.#forget(e.pid, fd);
+        if (old) {
+          // dup, dup2: the copy is not close-on-exec; dup3 says.
+          this.#set(e.pid, fd, { ...old, cloexec: e.cloexec === true });
+          out.push(e);
+        }
+        return out;
+      }
+      case "exec": {
+        const t = this.#table(e.pid, false);
+        const out: SocketEvent[] = [];
+        for (const [f, s] of t ?? []) {
+          if (!s.cloexec) continue;
+          out.push(this.#closeOf(e, f));
+          this.#forget(e.pid, f);
+        }
+        out.push(e);
+        return out;
       }
       case "exit":
         this.#forgetPid(e.pid);
-        return;
+        return [e];
       case "fork": {
         const t = this.#table(e.pid, false);
-        if (!t || e.childPid === undefined) return;
+        if (!t || e.childPid === undefined) return [e];
         this.#forgetPid(e.childPid);
         for (const [f, s] of t) this.#set(e.childPid, f, { ...s });
-        return;
+        return [e];
       }
+      default:
+        return [e];
     }
+  }
+
+  /** Forget fd of pid. */
+  #forget(pid: number, fd: number): void {
+    const t = this.#table(pid, false);
+    if (t?.delete(fd)) this.#tracked--;
+    if (t?.size === 0) this.#fds.delete(pid);
+  }
+
+  /** The close that event `e` (a dup over fd, an exec) implies for fd. */
+  #closeOf(e: SocketEvent, fd: number): SocketEvent {
+    const c: SocketEvent = { ts: e.ts, kind: "close", pid: e.pid };
+    if (e.comm !== undefined) c.comm = e.comm;
+    c.fd = fd;
+    if (e.cgroupId !== undefined) c.cgroupId = e.cgroupId;
+    if (e.containerId !== undefined) c.containerId = e.containerId;
+    if (e.containerName !== undefined) c.containerName = e.containerName;
+    return c;
   }
 }
 
@@ -156,6 +206,7 @@ const KEY_ORDER: (keyof SocketEvent)[] = [
   "childPid",
   "comm",
   "fd",
+  "oldFd",
   "sk",
   "proto",
   "family",
@@ -166,6 +217,7 @@ const KEY_ORDER: (keyof SocketEvent)[] = [
   "containerId",
   "containerName",
   "failed",
+  "cloexec",
 ];
 
 /** Put e's keys back in the usual order after filling fields in (for readable JSON). */

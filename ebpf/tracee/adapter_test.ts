@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { SocketEvent } from "../socket_event.ts";
 import { TraceeAdapter } from "./adapter.ts";
+import { SocketLedger } from "../ledger.ts";
 import {
   fixtureLines as lines,
   TRACEE_EXPECTED as EXPECTED,
@@ -117,6 +118,58 @@ Deno.test("TraceeAdapter: close and exit forget fds; fork copies them to the chi
   assert.equal(a.trackedFds, 0);
 });
 
+const dup2 = (pid: number, oldfd: number, newfd: number) =>
+  line("dup2", pid, [
+    { name: "oldfd", type: "int32", value: oldfd },
+    { name: "newfd", type: "int32", value: newfd },
+  ], newfd);
+const dup = (pid: number, oldfd: number, newfd: number) =>
+  line("dup", pid, [{ name: "oldfd", type: "int32", value: oldfd }], newfd);
+const exec = (pid: number) =>
+  line("sched_process_exec", pid, [{ name: "cmdpath", type: "const char*", value: "/bin/true" }]);
+const kindFd = (e: SocketEvent) => [e.kind, e.fd, e.oldFd];
+
+Deno.test("TraceeAdapter: a dup of a socket fd is passed on, after a close of the socket fd it replaced", () => {
+  const a = new TraceeAdapter();
+  a.push(socket(10, 5, "SOCK_STREAM"));
+  a.push(socket(10, 6, "SOCK_DGRAM"));
+  assert.deepEqual(a.push(dup2(10, 5, 0)).map(kindFd), [["dup", 0, 5]], "fd 0 was no socket we know");
+  assert.equal(a.push(lsmBind(10, 0, 80))[0].proto, "tcp", "fd 0 is the TCP socket now");
+  assert.deepEqual(a.push(dup2(10, 6, 0)).map(kindFd), [["close", 0, undefined], ["dup", 0, 6]]);
+  assert.equal(a.push(lsmBind(10, 0, 53))[0].proto, "udp");
+  assert.deepEqual(a.push(dup2(10, 9, 0)).map(kindFd), [["close", 0, undefined]], "fd 9 is no socket");
+  assert.deepEqual(a.push(dup(10, 1, 7)), [], "neither is fd 1");
+  assert.equal(a.stats.events, 8, "2 sockets, 2 binds, 4 from the dups");
+  const [c] = a.push(dup2(10, 5, 6));
+  assert.deepEqual(Object.keys(c), [
+    "ts",
+    "kind",
+    "pid",
+    "comm",
+    "fd",
+    "cgroupId",
+    "containerId",
+    "containerName",
+  ]);
+});
+
+Deno.test("TraceeAdapter: an exec closes the close-on-exec socket fds first", () => {
+  const a = new TraceeAdapter();
+  a.push(socket(10, 5, "SOCK_STREAM|SOCK_CLOEXEC"));
+  a.push(socket(10, 6, "SOCK_DGRAM"));
+  a.push(dup(10, 5, 8)); // a dup's copy is not close-on-exec
+  a.push(fork(10, 20));
+  assert.deepEqual(a.push(exec(20)).map((e) => [e.kind, e.pid, e.fd]), [["close", 20, 5], [
+    "exec",
+    20,
+    undefined,
+  ]]);
+  assert.equal(a.push(lsmBind(20, 5, 80))[0].proto, undefined, "fd 5 went at exec");
+  assert.equal(a.push(lsmBind(20, 8, 80))[0].proto, "tcp", "the dup stayed");
+  assert.equal(a.push(lsmBind(10, 5, 80))[0].proto, "tcp", "the parent's is untouched");
+  assert.deepEqual(a.push(exec(30)).map((e) => e.kind), ["exec"], "a process with no known fd");
+});
+
 Deno.test("TraceeAdapter: the fd table is bounded", () => {
   const a = new TraceeAdapter(10);
   for (let pid = 1; pid <= 50; pid++) a.push(socket(pid, 3, "SOCK_STREAM"));
@@ -135,4 +188,24 @@ Deno.test("TraceeAdapter: events() over lines; blank lines are not counted", asy
   }
   assert.equal(got.length, 6);
   assert.deepEqual(a.stats, { used: 6, skipped: 1, events: 6 });
+});
+
+Deno.test("TraceeAdapter into the ledger: a forked child that exec's lets go of the close-on-exec listener", () => {
+  const a = new TraceeAdapter();
+  const ledger = new SocketLedger();
+  const feed = (l: string) => a.push(l).map((e) => ledger.apply(e, 7));
+  feed(socket(10, 5, "SOCK_STREAM|SOCK_CLOEXEC"));
+  feed(bind(10, 5, 8080));
+  feed(listen(10, 5));
+  feed(fork(10, 20));
+  assert.deepEqual(ledger.observationOf({ netns: 7, proto: "tcp", port: 8080 })?.pids, [10, 20]);
+  feed(exec(20));
+  assert.deepEqual(ledger.observationOf({ netns: 7, proto: "tcp", port: 8080 })?.pids, [10]);
+  assert.deepEqual([...ledger.recheck], [20], "and /proc is asked, for sockets Tracee did not name");
+  // The parent hands the listener to fd 3 (dup2), closes fd 5: it still holds it.
+  feed(dup2(10, 5, 3));
+  feed(close(10, 5));
+  assert.deepEqual(ledger.observationOf({ netns: 7, proto: "tcp", port: 8080 })?.pids, [10]);
+  feed(close(10, 3));
+  assert.equal(ledger.observationOf({ netns: 7, proto: "tcp", port: 8080 }), undefined);
 });

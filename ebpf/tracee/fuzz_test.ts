@@ -20,7 +20,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const KINDS = new Set(["socket", "bind", "listen", "unlisten", "close", "fork", "exit"]);
+const KINDS = new Set(["socket", "bind", "listen", "unlisten", "close", "dup", "fork", "exec", "exit"]);
 
 /** What every produced event must look like, whatever the input. */
 function checkEvent(e: SocketEvent, input: string): void {
@@ -29,6 +29,10 @@ function checkEvent(e: SocketEvent, input: string): void {
   assert.ok(KINDS.has(e.kind), `kind ${where}`);
   assert.ok(Number.isSafeInteger(e.pid) && e.pid > 0, `pid ${where}`);
   if (e.fd !== undefined) assert.ok(Number.isSafeInteger(e.fd) && e.fd >= 0, `fd ${where}`);
+  if (e.oldFd !== undefined) assert.ok(Number.isSafeInteger(e.oldFd) && e.oldFd >= 0, `oldFd ${where}`);
+  if (e.kind === "dup") {
+    assert.ok(e.fd !== undefined && e.oldFd !== undefined && e.fd !== e.oldFd, `dup ${where}`);
+  }
   if (e.port !== undefined) {
     assert.ok(Number.isInteger(e.port) && e.port >= 0 && e.port <= 65535, `port ${where}`);
   }
@@ -125,6 +129,22 @@ const EXTRA = [
       type: "int32",
       value: 61000,
     }],
+  }),
+  JSON.stringify({
+    ...V024,
+    eventName: "dup2",
+    args: [{ name: "oldfd", type: "int32", value: 3 }, { name: "newfd", type: "int32", value: 0 }],
+  }),
+  JSON.stringify({
+    ...V024,
+    eventName: "dup",
+    args: [{ name: "oldfd", type: "int32", value: 3 }],
+    returnValue: 7,
+  }),
+  JSON.stringify({
+    ...V024,
+    eventName: "sched_process_exec",
+    args: [{ name: "cmdpath", type: "const char*", value: "/usr/bin/python3" }],
   }),
   JSON.stringify({
     ...V024,

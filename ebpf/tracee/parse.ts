@@ -9,7 +9,9 @@
  *   data item.
  *
  * Socket events carry no netns (Tracee reports none; `pidNamespace`/`mountNamespace` are other namespaces)
- * and no `sk` (Tracee does not expose the kernel socket pointer).
+ * and no `sk` or inode (Tracee does not expose the kernel socket): a close names an fd only, so it cannot say
+ * whether it was the socket's last reference (SocketEvent `last`), and a /proc read of a process's socket inodes
+ * cannot be matched with the sockets Tracee opened until a reconciliation scan names them.
  * @module
  */
 import type { SocketEvent } from "../socket_event.ts";
@@ -27,6 +29,10 @@ export const HANDLED_TRACEE_EVENTS: readonly string[] = [
   "listen",
   "socket",
   "close",
+  "dup",
+  "dup2",
+  "dup3",
+  "sched_process_exec",
   "sched_process_exit",
   "sched_process_fork",
 ];
@@ -168,6 +174,7 @@ function base(h: Header, kind: SocketEvent["kind"], extra: Partial<SocketEvent>)
   if (extra.childPid !== undefined) e.childPid = extra.childPid;
   if (h.comm !== undefined) e.comm = h.comm;
   if (extra.fd !== undefined) e.fd = extra.fd;
+  if (extra.oldFd !== undefined) e.oldFd = extra.oldFd;
   if (extra.proto !== undefined) e.proto = extra.proto;
   if (extra.family !== undefined) e.family = extra.family;
   if (extra.addr !== undefined) e.addr = extra.addr;
@@ -176,6 +183,7 @@ function base(h: Header, kind: SocketEvent["kind"], extra: Partial<SocketEvent>)
   e.containerId = h.containerId;
   e.containerName = h.containerName;
   if (extra.failed) e.failed = true;
+  if (extra.cloexec) e.cloexec = true;
   return e;
 }
 
@@ -263,6 +271,13 @@ function domainOf(v: unknown): 4 | 6 | "other" | undefined {
   return n !== undefined && n >= 0 && n < 64 ? "other" : undefined;
 }
 
+/** SOCK_CLOEXEC (O_CLOEXEC) in a socket type or dup3 flags ("SOCK_STREAM|SOCK_CLOEXEC", "O_CLOEXEC", 524289). */
+function cloexecOf(type: unknown): boolean {
+  if (typeof type === "string") return type.split("|").some((w) => w === "SOCK_CLOEXEC" || w === "O_CLOEXEC");
+  const n = toInt(type);
+  return n !== undefined && (n & 0x80000) !== 0;
+}
+
 /** tcp/udp from a socket type ("SOCK_STREAM|SOCK_CLOEXEC" or 524289) and protocol (0, 6, 17, "IPPROTO_TCP"). */
 function protoOf(type: unknown, protocol: unknown): "tcp" | "udp" | string {
   let base: number | undefined;
@@ -323,7 +338,25 @@ function socketCreate(h: Header, lsm: boolean): TraceeParseResult {
   if (h.ret < 0) return ok(base(h, "socket", { proto, family, failed: true }));
   const fd = fdOf(h.ret);
   if (fd === undefined) return { skip: "socket: returnValue is not an fd" };
-  return ok(base(h, "socket", { fd, proto, family }));
+  return ok(base(h, "socket", { fd, proto, family, cloexec: cloexecOf(h.args.get("type")) }));
+}
+
+/**
+ * dup(oldfd) (the new fd is its returnValue), dup2/dup3(oldfd, newfd): a `dup` event. That dup2/dup3 closed
+ * newfd first, when it was open, the adapter says (it knows which fds are sockets).
+ */
+function dupOf(h: Header): TraceeParseResult {
+  const oldFd = fdOf(h.args.get("oldfd"));
+  if (oldFd === undefined) return { skip: `${h.name}: oldfd is missing or not an fd` };
+  if (h.ret !== undefined && h.ret < 0) return { skip: `${h.name}: failed (${h.ret}), no fd changed` };
+  const fd = h.name === "dup" ? (h.ret === undefined ? undefined : fdOf(h.ret)) : fdOf(h.args.get("newfd"));
+  if (fd === undefined) {
+    return { skip: `${h.name}: ${h.name === "dup" ? "returnValue" : "newfd"} is missing or not an fd` };
+  }
+  if (fd === oldFd) return { skip: `${h.name}: an fd onto itself, nothing changed` };
+  // dup3(…, O_CLOEXEC): the copy is close-on-exec (O_CLOEXEC and SOCK_CLOEXEC are one value).
+  const cloexec = h.name === "dup3" && cloexecOf(h.args.get("flags"));
+  return ok(base(h, "dup", { fd, oldFd, cloexec }));
 }
 
 function eventOf(h: Header): TraceeParseResult {
@@ -345,6 +378,12 @@ function eventOf(h: Header): TraceeParseResult {
       if (fd === undefined) return { skip: "close: fd is missing or not an fd" };
       return ok(base(h, "close", { fd, failed: h.ret !== undefined && h.ret !== 0 }));
     }
+    case "dup":
+    case "dup2":
+    case "dup3":
+      return dupOf(h);
+    case "sched_process_exec":
+      return ok(base(h, "exec", {}));
     case "sched_process_exit": {
       const group = h.args.get("process_group_exit");
       if (group === false) return { skip: "sched_process_exit: a thread exited, not the process" };

@@ -182,6 +182,8 @@ Deno.test("parseTraceeLine: socket() and security_socket_create", () => {
   // Without option:parse-arguments: numbers (SOCK_STREAM|SOCK_CLOEXEC = 524289).
   const tcp = one(v024("socket", args(10, 524289, 6), 5));
   assert.deepEqual([tcp.fd, tcp.proto, tcp.family], [5, "tcp", 6]);
+  assert.deepEqual([udp.cloexec, tcp.cloexec], [true, true], "close-on-exec, in words or bits");
+  assert.equal(one(v024("socket", args(2, 1), 6)).cloexec, undefined);
   assert.equal(one(v024("socket", args(2, 1, "IPPROTO_MPTCP"), 5)).proto, "tcp");
   assert.equal(one(v024("socket", args(2, 2), -24)).failed, true);
   assert.match(skip(v024("socket", args("AF_UNIX", "SOCK_STREAM"), 3)), /not an IP socket/);
@@ -302,4 +304,38 @@ Deno.test("parseTraceeLine: unusable lines are skipped with a reason", () => {
   for (const name of ["net_packet_tcp", "net_packet_udp", "net_packet_http"]) {
     assert.match(skip(v024(name, [])), /network packet/);
   }
+});
+
+Deno.test("parseTraceeLine: dup, dup2, dup3 (shape from Tracee's event definitions) and sched_process_exec", () => {
+  const fd = (name: string, value: unknown) => ({ name, type: "int32", value });
+  const pick = (e: SocketEvent) => [e.kind, e.pid, e.fd, e.oldFd, e.cloexec];
+  // dup(oldfd): the new fd is the return value.
+  assert.deepEqual(pick(one(v024("dup", [fd("oldfd", 3)], 7))), ["dup", 52000, 7, 3, undefined]);
+  assert.deepEqual(pick(one(v024("dup2", [fd("oldfd", 3), fd("newfd", 0)], 0))), [
+    "dup",
+    52000,
+    0,
+    3,
+    undefined,
+  ]);
+  const dup3 = v024("dup3", [fd("oldfd", 3), fd("newfd", 9), fd("flags", "O_CLOEXEC")], 9);
+  assert.deepEqual(pick(one(dup3)), ["dup", 52000, 9, 3, true]);
+  assert.equal(one(v024("dup3", [fd("oldfd", 3), fd("newfd", 9), fd("flags", 524288)], 9)).cloexec, true);
+  assert.equal(one(v024("dup3", [fd("oldfd", 3), fd("newfd", 9), fd("flags", 0)], 9)).cloexec, undefined);
+  assert.match(skip(v024("dup2", [fd("oldfd", 3), fd("newfd", 0)], -9)), /failed/);
+  assert.match(skip(v024("dup2", [fd("oldfd", 4), fd("newfd", 4)], 4)), /onto itself/);
+  const noReturn = JSON.stringify({ ...JSON.parse(v024("dup", [fd("oldfd", 3)])), returnValue: undefined });
+  assert.match(skip(noReturn), /returnValue/);
+  assert.match(skip(v024("dup2", [fd("oldfd", 3)])), /newfd/);
+  assert.match(skip(v024("dup3", [fd("newfd", 3)])), /oldfd/);
+  // v1beta1: the new fd as a data item.
+  const v1dup = one(v1("dup2", [{ name: "oldfd", int32: 5 }, { name: "newfd", int32: 1 }, {
+    name: "returnValue",
+    int64: "1",
+  }]));
+  assert.deepEqual([v1dup.kind, v1dup.fd, v1dup.oldFd], ["dup", 1, 5]);
+  const exec = one(
+    v024("sched_process_exec", [{ name: "cmdpath", type: "const char*", value: "/bin/sleep" }]),
+  );
+  assert.deepEqual([exec.kind, exec.pid, exec.fd], ["exec", 52000, undefined]);
 });

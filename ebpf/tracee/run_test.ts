@@ -72,7 +72,7 @@ Deno.test("readTraceeFile: '-' reads stdin", async () => {
     console.log(JSON.stringify({ out, stats: s.stats, exit: await s.exit }));`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", code],
-    cwd: new URL("../../de", import.meta.url).pathname,
+    cwd: new URL("../..", import.meta.url).pathname,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -13,9 +13,11 @@ import { ConfigError, type EnvSource, firstSet } from "../../infra/env.ts";
 import { HANDLED_TRACEE_EVENTS } from "./parse.ts";
 
 /**
- * portwatch's default Tracee events: socket() for the protocol of each fd, the LSM bind and listen hooks for
- * addresses (security_socket_listen reports the bound address, so a listen needs no earlier bind), close and
- * fork/exit for the fd table.
+ * portwatch's default Tracee events: socket() for the protocol of each fd (and whether it is close-on-exec), the
+ * LSM bind and listen hooks for addresses (security_socket_listen reports the bound address, so a listen needs
+ * no earlier bind), close and fork/exec/exit for the fd table and the holders. `dup`, `dup2` and `dup3` are
+ * understood too but not asked for by default (shells dup2 for every redirection): without them a socket held
+ * only through a dup'd fd looks closed when its first fd closes, until a reconciliation scan finds it.
  */
 export const DEFAULT_TRACEE_EVENTS: readonly string[] = [
   "socket",
@@ -23,6 +25,7 @@ export const DEFAULT_TRACEE_EVENTS: readonly string[] = [
   "security_socket_listen",
   "close",
   "sched_process_fork",
+  "sched_process_exec",
   "sched_process_exit",
 ];
 

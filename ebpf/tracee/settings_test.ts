@@ -41,7 +41,7 @@ Deno.test("traceeSettingsFromEnv: defaults, overrides and errors", () => {
     "--output",
     "json",
     "--events",
-    "socket,security_socket_bind,security_socket_listen,close,sched_process_fork,sched_process_exit",
+    "socket,security_socket_bind,security_socket_listen,close,sched_process_fork,sched_process_exec,sched_process_exit",
   ]);
   const old = traceeSettingsFromEnv(envOf({
     TRACE_EBPF_EVENTS: " bind, close ",
