@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readLog, sampleEvent, withApp } from "./testing.ts";
+import { changeScenario } from "./testing_change.ts";
 
 const json = (body: unknown) => ({
   method: "POST",
@@ -250,6 +251,10 @@ Deno.test("GET /ports: what is open now, per host and container", async () => {
     assert.equal(filtered.count, 1);
     assert.equal((await app.request("/ports?port=abc")).status, 400);
   });
+});
+
+Deno.test("change events (file store): /ports follows holders and addresses, since kept; /events?event=change; the stream", async () => {
+  await withApp(({ app, store }) => changeScenario(app, () => store.subscribers, sampleEvent));
 });
 
 Deno.test("GET /schema: the generated JSON Schema of the event contract", async () => {

@@ -47,6 +47,7 @@ export function isPlainValidEvent(item: Record<string, unknown>): boolean {
     addrs,
     pids,
     last_pids,
+    last_addrs,
     observed_at,
     host,
     netns,
@@ -60,7 +61,10 @@ export function isPlainValidEvent(item: Record<string, unknown>): boolean {
   if (addrs !== undefined && !isStringList(addrs)) return false;
   if (pids !== undefined && !isPidList(pids)) return false;
   if (last_pids !== undefined && !isPidList(last_pids)) return false;
+  if (last_addrs !== undefined && !isStringList(last_addrs)) return false;
   if (!nullableString(item.container_id) || !nullableString(item.container_name)) return false;
+  if (!nullableString(item.image) || !nullableString(item.compose_project)) return false;
+  if (!nullableString(item.compose_service)) return false;
   if (observed_at !== undefined && (typeof observed_at !== "string" || !DATETIME.test(observed_at))) {
     return false;
   }

@@ -11,7 +11,11 @@ const base = {
   addrs: ["0.0.0.0"],
   pids: [123],
   last_pids: [7],
+  last_addrs: ["127.0.0.1"],
   container_id: "abc",
+  image: "debian:bookworm",
+  compose_project: null,
+  compose_service: "web",
   container_name: null,
   source: "polling",
   observed_at: "2026-11-25T08:00:00.123Z",
@@ -39,6 +43,7 @@ const VALUES: unknown[] = [
   "80",
   "open",
   "close",
+  "change",
   "tcp",
   "udp",
   "polling",
@@ -120,4 +125,15 @@ Deno.test("isPlainValidEvent: the seed's text pids and string ports go to zod fo
   assert.equal(isPlainValidEvent({ event: "open", port: 80, source: "polling" }), true);
   assert.equal(isPlainValidEvent({ event: "open", port: "80", source: "polling" }), false);
   assert.equal(isPlainValidEvent({ event: "open", port: 80, pids: "1,2", source: "polling" }), false);
+});
+
+Deno.test("isPlainValidEvent: a change event takes the fast path; a bad last_addrs or image goes to zod", () => {
+  const change = { ...base, event: "change", pids: [124], last_pids: [123], addrs: ["::"], last_addrs: [] };
+  assert.equal(isPlainValidEvent(change), true);
+  assert.equal(IngestEventSchema.safeParse(change).success, true);
+  for (const bad of [{ last_addrs: "::" }, { last_addrs: [6] }, { image: 5 }, { compose_service: [] }]) {
+    const item = { ...change, ...bad };
+    assert.equal(isPlainValidEvent(item), false, JSON.stringify(bad));
+    assert.equal(IngestEventSchema.safeParse(item).success, false, `zod refuses ${JSON.stringify(bad)}`);
+  }
 });

@@ -1,10 +1,13 @@
 /**
  * `deno task ports`: the open ports across the fleet, as `ss -ltnup` shows them for one host, from a listener
- * (LISTENER_URL). `--json` for machines, filters like the API's, `--watch` to follow the live stream.
+ * (LISTENER_URL). `--json` for machines, filters like the API's, `--watch` to follow the live stream: a line
+ * per event, `+` an open, `~` a change of holders or addresses (the port stays open), `-` a close.
  * @module
  */
 import { parseArgs } from "node:util";
 import type { OpenPort } from "./ports_state.ts";
+import { isPortEvent } from "./ui/ports_rule.js";
+import { changeText } from "./ui/text.js";
 
 const USAGE =
   `usage: deno task ports [--json] [--watch] [--port P] [--proto tcp|udp] [--container C] [--host H]
@@ -60,9 +63,10 @@ export async function get(base: string, path: string, token?: string): Promise<R
   return res;
 }
 
-function endpoint(p: OpenPort): string {
-  const addrs = p.addrs.length ? p.addrs : ["*"];
-  return addrs.map((a) => `${a.includes(":") ? `[${a}]` : a}:${p.port}`).join(",");
+/** `0.0.0.0:5000,[::]:5000`, as ss writes them; `*:5000` without addresses. */
+function endpoint(p: { addrs?: unknown; port?: unknown }): string {
+  const addrs: unknown[] = Array.isArray(p.addrs) && p.addrs.length > 0 ? p.addrs : ["*"];
+  return addrs.map((a) => `${String(a).includes(":") ? `[${a}]` : a}:${p.port}`).join(",");
 }
 
 function processOf(p: OpenPort): string {
@@ -86,6 +90,24 @@ export function formatTable(ports: OpenPort[]): string {
   const line = (r: string[]) =>
     r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
+}
+
+const MARKS: Record<string, string> = { open: "+", change: "~", close: "-" };
+
+/**
+ * One `--watch` line: `+ tcp 0.0.0.0:5000 web pids 123` (open), `~ tcp 0.0.0.0:5000 web holders 123 → 456`
+ * (change), `- tcp 0.0.0.0:5000 web pids 123` (close: the last holders); addresses as in the table.
+ */
+export function eventLine(e: Record<string, unknown>): string {
+  const s = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const where = s(e.container_name) ?? s(e.container_id)?.slice(0, 12) ?? s(e.host) ?? "-";
+  let who: string;
+  if (e.event === "change") who = changeText(e);
+  else {
+    const pids = e.event === "open" ? e.pids : e.last_pids;
+    who = Array.isArray(pids) && pids.length > 0 ? `pids ${pids.join(",")}` : "";
+  }
+  return `${MARKS[String(e.event)] ?? "?"} ${e.proto ?? "?"} ${endpoint(e)} ${where} ${who}`.trimEnd();
 }
 
 /** Run the command; resolves with the exit code. */
@@ -143,17 +165,8 @@ export async function runPorts(args: string[], env = Deno.env): Promise<number> 
         buf = buf.slice(sep + 2);
         if (!data) continue;
         const e = JSON.parse(data);
-        if (e.event !== "open" && e.event !== "close") continue;
-        if (values.json) console.log(data);
-        else {
-          const where = e.container_name ?? e.container_id?.slice(0, 12) ?? e.host ?? "-";
-          const who = (e.event === "open" ? e.pids : e.last_pids ?? []).join(",");
-          console.log(
-            `${e.event === "open" ? "+" : "-"} ${e.proto ?? "?"} ${
-              (e.addrs ?? ["*"]).join(",")
-            }:${e.port} ${where} ${who ? `pids ${who}` : ""}`.trimEnd(),
-          );
-        }
+        if (!isPortEvent(e)) continue;
+        console.log(values.json ? data : eventLine(e));
       }
     }
     return 0;

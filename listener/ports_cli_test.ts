@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { startListener } from "../testing/listener.ts";
-import { baseUrl, formatTable, PortsError } from "./ports_cli.ts";
+import { baseUrl, eventLine, formatTable, PortsError } from "./ports_cli.ts";
 import { sampleEvent, withTempDir } from "./testing.ts";
 import type { OpenPort } from "./ports_state.ts";
 
@@ -46,6 +46,24 @@ Deno.test("ports: the table reads like ss -ltnup", () => {
       'tcp    LISTEN  0.0.0.0:5000,[::]:5000  node-1  web        users:(("node",pid=123))',
     ].join("\n"),
   );
+});
+
+Deno.test("ports --watch lines: + open, ~ change (holders, addresses), - close (last holders)", () => {
+  const e = { proto: "tcp", port: 5000, container_name: "web", addrs: ["0.0.0.0"] };
+  assert.equal(eventLine({ ...e, event: "open", pids: [123] }), "+ tcp 0.0.0.0:5000 web pids 123");
+  assert.equal(
+    eventLine({ ...e, event: "change", pids: [456], last_pids: [123], last_addrs: ["0.0.0.0"] }),
+    "~ tcp 0.0.0.0:5000 web holders 123 → 456",
+  );
+  assert.equal(
+    eventLine({ ...e, event: "change", addrs: ["::"], last_addrs: ["0.0.0.0"], pids: [1], last_pids: [1] }),
+    "~ tcp [::]:5000 web addresses 0.0.0.0 → ::",
+  );
+  assert.equal(
+    eventLine({ ...e, event: "close", pids: [], last_pids: [456] }),
+    "- tcp 0.0.0.0:5000 web pids 456",
+  );
+  assert.equal(eventLine({ port: 53, event: "close", host: "h", addrs: [] }), "- ? *:53 h");
 });
 
 Deno.test("ports: against a real listener: table, --json, filters, token errors, unreachable", async () => {
@@ -98,10 +116,20 @@ Deno.test("ports: against a real listener: table, --json, filters, token errors,
       };
       try {
         await until(/0\.0\.0\.0:5000/);
+        // The port changes hands: the table's holders follow, and --watch says so.
         await post(
-          sampleEvent({ port: 5000, event: "close", pids: [], last_pids: [123], container_name: "web" }),
+          sampleEvent({ port: 5000, event: "change", pids: [456], last_pids: [123], container_name: "web" }),
         );
-        await until(/^- tcp 0\.0\.0\.0:5000 web pids 123$/m);
+        await until(/^~ tcp 0\.0\.0\.0:5000 web holders 123 → 456$/m);
+        const now = await ports(["--port", "5000"], env);
+        assert.match(
+          now.stdout,
+          /tcp\s+LISTEN\s+0\.0\.0\.0:5000\s+node-1\s+web\s+users:\(\("\?",pid=456\)\)/,
+        );
+        await post(
+          sampleEvent({ port: 5000, event: "close", pids: [], last_pids: [456], container_name: "web" }),
+        );
+        await until(/^- tcp 0\.0\.0\.0:5000 web pids 456$/m);
       } finally {
         watch.kill("SIGTERM");
         await reader.cancel().catch(() => {});

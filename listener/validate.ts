@@ -140,7 +140,8 @@ export function toRecords(
       issues.push({
         index,
         path: "",
-        message: "neither a port event (no `event` field: open or close) nor a message (no `message` field)",
+        message:
+          "neither a port event (no `event` field: open, close or change) nor a message (no `message` field)",
       });
       continue;
     }

@@ -26,6 +26,37 @@ Deno.test("EventStore: after a restart, stored ids are still duplicates and /por
   });
 });
 
+Deno.test("EventStore: after a restart, a changed port is rebuilt with its new holders, open since its open", async () => {
+  await withTempDir(async (dir) => {
+    const opts = storeOptions(dir);
+    const open = sampleEvent({ port: 3, observed_at: "2026-11-25T08:00:01.000Z", pids: [10] });
+    const change = sampleEvent({
+      port: 3,
+      event: "change",
+      observed_at: "2026-11-25T08:00:02.000Z",
+      pids: [11],
+      last_pids: [10],
+      addrs: ["::"],
+      last_addrs: ["0.0.0.0"],
+    });
+    const a = await EventStore.open(opts);
+    await a.store.ingest(records([open, change]));
+    const live = a.store.ports.list();
+    await a.store.close();
+    const b = await EventStore.open(opts);
+    try {
+      const rebuilt = b.store.ports.list();
+      assert.deepEqual(rebuilt, live);
+      assert.deepEqual(
+        rebuilt.map((p) => [p.port, p.pids, p.addrs, p.since, p.event_id]),
+        [[3, [11], ["::"], "2026-11-25T08:00:01.000Z", change.id]],
+      );
+    } finally {
+      await b.store.close();
+    }
+  });
+});
+
 Deno.test("EventStore: queries reach into rotated files beyond the in-memory window", async () => {
   await withTempDir(async (dir) => {
     const opts = storeOptions(dir, { maxBytes: 4096, keep: 50, recentSize: 10 });

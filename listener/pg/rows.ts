@@ -6,7 +6,15 @@
  * @module
  */
 import type { Record_ } from "../validate.ts";
-import type { OpenPort } from "../ports_state.ts";
+import {
+  isPortEvent,
+  keepsOpen,
+  type OpenPort,
+  openPort,
+  portKey,
+  type PortRecord,
+  sinceOf,
+} from "../ui/ports_rule.js";
 
 /** Characters a typed copy cannot hold: NUL (PostgreSQL text) and the separators of {@link eventColumns}. */
 // deno-lint-ignore no-control-regex
@@ -152,17 +160,17 @@ export interface PortRow {
   entry: string;
 }
 
-const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
-const num = (v: unknown): number | null => (typeof v === "number" ? v : null);
+/** A stored port event (an open, close or change with a numeric port). */
+type PortEvent = Record_ & PortRecord;
 
 /** The event's version: its watcher time (else listener time), as ms, then its id. */
 interface Version {
   ms: number;
   id: string;
-  r: Record_;
+  r: PortEvent;
 }
 
-function version(r: Record_): Version {
+function version(r: PortEvent): Version {
   const t = typeof r.observed_at === "string" ? Date.parse(r.observed_at) : NaN;
   return { ms: Number.isNaN(t) ? Date.parse(r.ts) : t, id: r.id, r };
 }
@@ -171,52 +179,29 @@ function older(a: Version, b: Version): number {
   return a.ms - b.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** The port key columns of a record (missing values as '' or -1, like ports_state.ts's key). */
-function keyOf(r: Record_): string {
-  return `${r.host ?? ""}\u0000${r.container_id ?? ""}\u0000${r.netns ?? ""}\u0000${
-    r.proto ?? ""
-  }\u0000${r.port}`;
-}
-
-/** True when `r` is about a port (an open or close with a numeric port). */
-export function isPortEvent(r: Record<string, unknown>): boolean {
-  return typeof r.port === "number" && (r.event === "open" || r.event === "close");
-}
-
-/** The OpenPort fields of an open event, `since` left to the database. */
-function entryOf(r: Record_): Omit<OpenPort, "since"> {
-  return {
-    host: str(r.host),
-    container_id: str(r.container_id),
-    container_name: str(r.container_name),
-    image: str(r.image),
-    compose_project: str(r.compose_project),
-    compose_service: str(r.compose_service),
-    netns: num(r.netns),
-    proto: str(r.proto),
-    port: r.port as number,
-    family: num(r.family),
-    addrs: Array.isArray(r.addrs) ? r.addrs as string[] : [],
-    pids: Array.isArray(r.pids) ? r.pids as number[] : [],
-    process: r.process ?? null,
-    source: str(r.source),
-    ts: String(r.ts),
-    event_id: String(r.id),
-  };
+/**
+ * The OpenPort fields of an open or change event, `since` left to the database (the rule is
+ * listener/ui/ports_rule.js: the same entry as the file store's and the page's).
+ */
+function entryOf(r: PortEvent): Omit<OpenPort, "since"> {
+  const { since: _, ...entry } = openPort(r, "");
+  return entry;
 }
 
 /**
  * One update per port touched by `records`, sorted by key (a fixed lock order). The update carries the newest
- * event (by observed_at, then id); `since` is the watcher time of the first open of the trailing run of opens,
- * and `reopened` says whether a close came before that run within the batch. A close carries no `entry`
- * (`''`): only open rows are ever listed.
+ * event (by observed_at, then id); a port is open after an open or a change, closed after a close (the rule
+ * of listener/ui/ports_rule.js). `since` is the watcher time of the first event of the trailing run of opens
+ * and changes, and `reopened` says whether a close came before that run within the batch; the upsert keeps
+ * the stored `since` of a port that stays open. A close carries no `entry` (`''`): only open rows are ever
+ * listed.
  */
 export function portRows(records: readonly Record_[]): PortRow[] {
   // Most ports appear once per batch: a key maps to its record, or to a list when there are several.
-  const byKey = new Map<string, Record_ | Record_[]>();
+  const byKey = new Map<string, PortEvent | PortEvent[]>();
   for (const r of records) {
     if (!isPortEvent(r)) continue;
-    const k = keyOf(r);
+    const k = portKey(r);
     const had = byKey.get(k);
     if (had === undefined) byKey.set(k, r);
     else if (Array.isArray(had)) had.push(r);
@@ -226,12 +211,12 @@ export function portRows(records: readonly Record_[]): PortRow[] {
   const out = new Array<PortRow>(keys.length);
   for (let i = 0; i < keys.length; i++) {
     const got = byKey.get(keys[i])!;
-    let last: Version, first: Record_, reopened: boolean;
+    let last: Version, first: PortEvent, reopened: boolean;
     if (Array.isArray(got)) {
       const versions = got.map(version).sort(older);
       last = versions[versions.length - 1];
       let runStart = versions.length - 1;
-      while (runStart > 0 && versions[runStart - 1].r.event === "open") runStart--;
+      while (runStart > 0 && keepsOpen(versions[runStart - 1].r)) runStart--;
       first = versions[runStart].r;
       reopened = runStart > 0;
     } else {
@@ -240,18 +225,18 @@ export function portRows(records: readonly Record_[]): PortRow[] {
       reopened = false;
     }
     const r = last.r;
-    const open = r.event === "open";
+    const open = keepsOpen(r);
     out[i] = {
       host: text(r.host) ?? "",
       container_id: text(r.container_id) ?? "",
       netns: typeof r.netns === "number" ? r.netns : -1,
       proto: text(r.proto) ?? "",
-      port: r.port as number,
+      port: r.port,
       open,
       container_name: text(r.container_name),
       observed_at: new Date(last.ms).toISOString(),
       event_id: text(r.id) ?? "",
-      since: text(str(first.observed_at) ?? String(first.ts)) ?? "",
+      since: text(sinceOf(first)) ?? "",
       reopened,
       entry: open ? JSON.stringify(entryOf(r)) : "",
     };

@@ -58,3 +58,22 @@ Deno.test("rows: an open port's entry keeps image and compose labels; entries ol
   const before = openPortOf(JSON.stringify(old), row.since);
   assert.deepEqual([before.image, before.compose_project, before.compose_service], [null, null, null]);
 });
+
+Deno.test("rows: a change keeps the port open with its holders; it extends the trailing run of opens", () => {
+  const at = (s: number) => `2026-11-25T08:00:0${s}.000Z`;
+  const [p80, p81, p82] = portRows([
+    rec({ observed_at: at(1), id: "a" }),
+    rec({ observed_at: at(2), id: "b", event: "change", pids: [2], last_pids: [1], addrs: ["::"] }),
+    rec({ port: 81, observed_at: at(3), id: "c", event: "change", pids: [3] }),
+    rec({ port: 82, observed_at: at(1), id: "d" }),
+    rec({ port: 82, observed_at: at(2), id: "e", event: "close" }),
+    rec({ port: 82, observed_at: at(3), id: "f", event: "change", pids: [4] }),
+  ]);
+  assert.deepEqual([p80.open, p80.event_id, p80.since, p80.reopened], [true, "b", at(1), false]);
+  assert.deepEqual([JSON.parse(p80.entry).pids, JSON.parse(p80.entry).addrs], [[2], ["::"]]);
+  // Alone in its batch: open since the change, unless the stored row is open already (the upsert keeps it).
+  assert.deepEqual([p81.open, p81.since, p81.reopened], [true, at(3), false]);
+  // Closed, then changed within the batch: open again since the change.
+  assert.deepEqual([p82.open, p82.since, p82.reopened, JSON.parse(p82.entry).pids], [true, at(3), true, [4]]);
+  assert.equal(openPortOf(p80.entry, p80.since).since, at(1));
+});

@@ -9,7 +9,7 @@
 import type { Sql } from "postgres";
 import type { Registry } from "../../infra/metrics.ts";
 import type { EventFilter } from "../filter.ts";
-import type { OpenPort } from "../ports_state.ts";
+import { byPlace, type OpenPort } from "../ports_state.ts";
 import type { Record_ } from "../validate.ts";
 import type { IngestResult, Store, StoredEntry, StoreHooks } from "../store_api.ts";
 import { migrate } from "./migrations.ts";
@@ -190,11 +190,7 @@ export class PgStore implements Store {
         if (filter.until && p.since >= filter.until) continue;
         out.push(p);
       }
-      return out.sort((a, b) =>
-        (a.host ?? "").localeCompare(b.host ?? "") ||
-        (a.container_name ?? a.container_id ?? "").localeCompare(b.container_name ?? b.container_id ?? "") ||
-        (a.proto ?? "").localeCompare(b.proto ?? "") || a.port - b.port
-      );
+      return out.sort(byPlace);
     });
   }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { waitUntil } from "../../infra/wait.ts";
 import { uuidv7 } from "../../events/id.ts";
 import { sampleEvent, sseEvents } from "../testing.ts";
+import { at, changeScenario } from "../testing_change.ts";
 import { freshDatabase, json, postgresSkipReason, startPostgres, withReplicas } from "./testing.ts";
 
 const skip = postgresSkipReason();
@@ -142,6 +143,55 @@ Deno.test({
           await a.app.request("/ingest", json(ev({ host: "n2", port: 7000 })));
           assert.equal((await ports("host=n1")).length, 1);
           assert.equal((await ports()).length, 2);
+        });
+      },
+    );
+
+    await t.step(
+      "change events: /ports follows holders and addresses, since kept; /events; the stream",
+      async () => {
+        await withReplicas(
+          await freshDatabase(pg),
+          1,
+          ([{ app, store }]) => changeScenario(app, () => store.subscribers, ev),
+        );
+      },
+    );
+
+    await t.step(
+      "change events through two replicas, out of order: the newest wins, a late one does not resurrect",
+      async () => {
+        await withReplicas(await freshDatabase(pg), 2, async ([a, b]) => {
+          const key = { host: "n1", container_id: "eeeeeeeeeeee", container_name: "svc", port: 7200 };
+          const ports = async () => (await (await a.app.request("/ports?port=7200")).json()).ports;
+          await a.app.request("/ingest", json(ev({ ...key, observed_at: at(1), pids: [1] })));
+          // The newer change lands first (replica b), the older one after (replica a): the newer stays.
+          const newer = ev({ ...key, event: "change", observed_at: at(3), pids: [3], last_pids: [2] });
+          await b.app.request("/ingest", json(newer));
+          await a.app.request(
+            "/ingest",
+            json(ev({ ...key, event: "change", observed_at: at(2), pids: [2], last_pids: [1] })),
+          );
+          let p = await ports();
+          assert.deepEqual([p[0].pids, p[0].since, p[0].event_id], [[3], at(1), newer.id]);
+          // Closed; then a change older than the close arrives late: it stays closed.
+          await b.app.request("/ingest", json(ev({ ...key, event: "close", observed_at: at(5), pids: [] })));
+          await a.app.request(
+            "/ingest",
+            json(ev({ ...key, event: "change", observed_at: at(4), pids: [4], last_pids: [3] })),
+          );
+          p = await ports();
+          assert.deepEqual(p, []);
+          // In one batch, close then a newer change: open again, since the change (a reopen).
+          await a.app.request(
+            "/ingest",
+            json([
+              ev({ ...key, event: "change", observed_at: at(7), pids: [7], last_pids: [6] }),
+              ev({ ...key, event: "close", observed_at: at(6), pids: [] }),
+            ]),
+          );
+          p = await ports();
+          assert.deepEqual([p[0].pids, p[0].since], [[7], at(7)]);
         });
       },
     );
