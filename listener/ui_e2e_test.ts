@@ -1,11 +1,12 @@
 /**
  * The live ports page end to end, in headless Chromium (Debian's `chromium`, driven by npm playwright-core):
  * a real HTTP server with the listener's API and the page, a real port held by testers/hold.ts, its open and
- * close posted to /ingest as a watcher does; the page must show them live, keep its filters across a reload,
- * resume the stream after the listener restarts without missing or doubling an event, and say so when the
- * listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS, kept, or else to a temp folder
- * (never the repository) that is kept only when the test fails; their paths are printed. Skipped, saying why,
- * without chromium or playwright-core.
+ * close posted to /ingest as a watcher does, and a change of a port's holders; the page must show them live
+ * (a change updates the port's row and reads "holders 4242 → 4243" in the timeline), keep its filters across
+ * a reload, resume the stream after the listener restarts without missing or doubling an event, and say so
+ * when the listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS, kept, or else to a
+ * temp folder (never the repository) that is kept only when the test fails; their paths are printed. Skipped,
+ * saying why, without chromium or playwright-core.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
@@ -32,6 +33,7 @@ const CHROMIUM_ARGS = [
 declare const document: {
   activeElement: { id: string } | null;
   getElementById(id: string): { textContent: string | null } | null;
+  querySelector(selector: string): { textContent: string | null } | null;
   querySelectorAll(selector: string): { length: number };
 };
 declare function getComputedStyle(element: unknown): { outlineStyle: string };
@@ -303,6 +305,44 @@ Deno.test({
       // Grouped: the host's ports first, then the container's.
       assert.deepEqual(await shownPorts(page), [held.port, 8080]);
       await shot(page, "02-open");
+
+      // 3b. The container's port changes hands (a forked child keeps the socket, the parent closes its copy)
+      // and drops an address: the row shows the new holders and addresses, still open since the same time.
+      const webRow = '#ports tr[data-port="8080"]';
+      const sinceBefore = await page.getAttribute(`${webRow} time`, "datetime");
+      await post(
+        server.url,
+        portEvent({
+          event: "change",
+          port: 8080,
+          container_id: "3f4e1c2b9a7d0011",
+          container_name: "web",
+          addrs: ["0.0.0.0"],
+          last_addrs: ["0.0.0.0", "::"],
+          pids: [4243],
+          last_pids: [4242],
+          process: { pid: 4243, comm: "node", cmdline: "node server.js --port 8080", uid: 1000 },
+        }),
+      );
+      await page.waitForFunction(
+        (sel) => document.querySelector(sel)?.textContent?.trim() === "4243",
+        `${webRow} .c-pids`,
+        WAIT,
+      );
+      assert.equal((await page.textContent(`${webRow} .c-addrs`))?.trim(), "0.0.0.0");
+      assert.equal(await page.getAttribute(`${webRow} time`, "datetime"), sinceBefore, "since is kept");
+      assert.deepEqual(await shownPorts(page), [held.port, 8080], "the port stays open");
+      assert.deepEqual((await timeline(page))[0], ["change", 8080]);
+      assert.match(
+        await page.textContent("#timeline li:first-child") ?? "",
+        /change\s+8080\/tcp in web on .* · node holders 4242 → 4243; addresses 0\.0\.0\.0, :: → 0\.0\.0\.0/,
+      );
+      await page.waitForFunction(
+        () => document.getElementById("announcer")?.textContent?.includes("Port 8080/tcp changed in web"),
+        null,
+        WAIT,
+      );
+      await shot(page, "02b-changed");
 
       // 4. Filters, typed with the keyboard: the URL follows them.
       await page.focus("#f-port");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { ASSET_MAX_AGE, CSP, uiRoutes } from "./ui.ts";
+import { ASSET_MAX_AGE, CSP, UI_ASSETS, uiRoutes } from "./ui.ts";
 import { createApp } from "./app.ts";
 import { EventStore } from "./file/store.ts";
 import { sampleEvent, storeOptions, withTempDir } from "./testing.ts";
@@ -14,6 +14,9 @@ function pageApp(): Hono {
   app.route("/", uiRoutes());
   return app;
 }
+
+/** A served module with the versions of its imports taken out: the file as it is. */
+const unversioned = (text: string) => text.replace(/(\.\/[A-Za-z0-9_-]+\.js)\?v=[0-9a-f]{8}"/g, '$1"');
 
 /** The asset URLs the page names, e.g. /ui/app.js?v=1a2b3c4d. */
 function assetUrls(html: string): string[] {
@@ -63,17 +66,19 @@ Deno.test("GET /: every form control has a label, and nothing inline that the CS
 
 Deno.test("GET /ui/*: assets with their content types, a short cache, ETag and 304", async () => {
   const app = pageApp();
-  const cases = [
-    ["/ui/app.js", "text/javascript; charset=utf-8", "app.js"],
-    ["/ui/style.css", "text/css; charset=utf-8", "style.css"],
-  ];
+  const cases = Object.entries(UI_ASSETS).map(([name, type]) => [`/ui/${name}`, type, name]);
+  assert.ok(cases.length >= 3, "the modules and the style sheet");
   for (const [path, type, name] of cases) {
     const res = await app.request(path);
     assert.equal(res.status, 200, path);
     assert.equal(res.headers.get("content-type"), type, path);
     assert.equal(res.headers.get("cache-control"), `public, max-age=${ASSET_MAX_AGE}`, path);
     assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-    assert.equal(await res.text(), await file(name), `${path} is listener/ui/${name} as is`);
+    assert.equal(
+      unversioned(await res.text()),
+      await file(name),
+      `${path} is listener/ui/${name} as is (but for its imports' versions)`,
+    );
     const etag = res.headers.get("etag");
     assert.ok(etag, `${path} has an ETag`);
     const cached = await app.request(path, { headers: { "If-None-Match": etag } });
@@ -116,15 +121,43 @@ Deno.test("GET /ui/*: an unknown asset or a path outside listener/ui/ is a JSON 
     assert.equal(body.ok, false);
   }
   const listed = await (await app.request("/ui/nope.js")).json();
-  assert.match(listed.error, /\/ui\/app\.js, \/ui\/style\.css/);
+  assert.match(listed.error, /\/ui\/app\.js, .*\/ui\/ports_rule\.js, .*\/ui\/style\.css/);
 });
 
 Deno.test("the page loads nothing from the internet", async () => {
-  for (const name of ["index.html", "app.js", "style.css"]) {
+  for (const name of ["index.html", ...Object.keys(UI_ASSETS)]) {
     const text = await file(name);
     assert.doesNotMatch(text, /\b(?:https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}/i, `${name} names no outside URL`);
   }
   assert.doesNotMatch(await file("style.css"), /@import|url\(/i, "style.css pulls in no other file");
+});
+
+Deno.test("GET /ui/*.js: every module is served, and names the modules it imports with their version", async () => {
+  const app = pageApp();
+  const onDisk: string[] = [];
+  for await (const e of Deno.readDir(UI_DIR)) {
+    if (e.isFile && e.name.endsWith(".js") && !e.name.endsWith("_test.js")) onDisk.push(e.name);
+  }
+  const modules = Object.keys(UI_ASSETS).filter((n) => n.endsWith(".js"));
+  assert.deepEqual(modules.sort(), onDisk.sort(), "UI_ASSETS names every module in listener/ui/");
+  const etags = new Map<string, string>();
+  const bodies = new Map<string, string>();
+  for (const name of modules) {
+    const res = await app.request(`/ui/${name}`);
+    etags.set(name, res.headers.get("etag")!);
+    bodies.set(name, await res.text());
+  }
+  const imported = new Set<string>();
+  for (const [name, body] of bodies) {
+    for (const m of body.matchAll(/\bfrom\s*"\.\/([A-Za-z0-9_-]+\.js)(\?v=[0-9a-f]{8})?"/g)) {
+      assert.ok(m[2], `${name} imports ./${m[1]} with a version`);
+      assert.equal(`"${m[2].slice(3)}"`, etags.get(m[1]), `${name}: ./${m[1]} at its current version`);
+      imported.add(m[1]);
+    }
+  }
+  // Every module but the entry point is imported by another: none is served for nothing.
+  assert.deepEqual(modules.filter((n) => n !== "app.js" && !imported.has(n)), []);
+  assert.ok(imported.has("ports_rule.js"), "the page applies the listener's own rule");
 });
 
 Deno.test("app.js asks the listener only for routes it serves, and resumes the stream by id", async () => {
