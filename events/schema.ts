@@ -96,7 +96,8 @@ const fields = {
 /** One port event exactly as portwatch's engines emit it (every field but `last_pids`/`process` set). */
 export const PortEventSchema = z.looseObject(fields).meta({
   title: "PortEvent",
-  description: "A port that started or stopped listening, as emitted by a portwatch engine.",
+  description:
+    "A port that started or stopped listening, or whose holders or addresses changed, as emitted by a portwatch engine.",
 });
 /** One port event exactly as portwatch's engines emit it. */
 export type PortEvent = z.infer<typeof PortEventSchema>;

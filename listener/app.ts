@@ -11,7 +11,7 @@ import { zValidator } from "@hono/zod-validator";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { BodyError, parseBody } from "./parse_body.ts";
-import { toRecords, ValidationError } from "./validate.ts";
+import { validateRecords, ValidationError } from "./validate.ts";
 import { type Store, StoreUnavailableError } from "./store_api.ts";
 import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
@@ -154,12 +154,12 @@ export function createApp(store: Store, options: AppOptions): Hono {
   );
 
   async function ingest(c: Context): Promise<Response> {
-    let records;
+    let validated;
     try {
       // The raw request's text, not c.req.text(), which Hono keeps for the life of the request (until the
       // fsync) although nothing reads it again.
       const { items, texts } = parseBody(await c.req.raw.text(), c.req.header("content-type"));
-      records = toRecords(items, new Date().toISOString(), texts);
+      validated = validateRecords(items, new Date().toISOString(), texts);
     } catch (e) {
       if (e instanceof BodyError) return c.json({ ok: false, error: e.message, ...e.detail }, e.status);
       if (e instanceof ValidationError) {
@@ -168,7 +168,7 @@ export function createApp(store: Store, options: AppOptions): Hono {
       throw e;
     }
     try {
-      const result = await store.ingest(records);
+      const result = await store.ingest(validated.records, validated.prepared);
       return c.json({ ok: true, ...result });
     } catch (e) {
       // One line per second at most: under overload or a database outage every request fails alike.

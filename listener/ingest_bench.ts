@@ -4,7 +4,7 @@
  * @module
  */
 import { parseBody } from "./parse_body.ts";
-import { toRecords } from "./validate.ts";
+import { toRecords, validateRecords } from "./validate.ts";
 import { EventStore } from "./file/store.ts";
 
 const EVENT = {
@@ -65,10 +65,12 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
 
 Deno.bench({ name: "parse, validate, store: 1 event", group: "ingest", baseline: true }, async () => {
   const { items, texts } = parseBody(SINGLE, "application/json");
-  await store.ingest(toRecords(items, new Date().toISOString(), texts));
+  const { records, prepared } = validateRecords(items, new Date().toISOString(), texts);
+  await store.ingest(records, prepared);
 });
 
 Deno.bench({ name: "parse, validate, store: 100 events (NDJSON)", group: "ingest" }, async () => {
   const { items, texts } = parseBody(NDJSON, "application/x-ndjson");
-  await store.ingest(toRecords(items, new Date().toISOString(), texts));
+  const { records, prepared } = validateRecords(items, new Date().toISOString(), texts);
+  await store.ingest(records, prepared);
 });

@@ -7,7 +7,7 @@
 import type { Registry } from "../infra/metrics.ts";
 import type { EventFilter } from "./filter.ts";
 import type { OpenPort } from "./ports_state.ts";
-import type { Record_ } from "./validate.ts";
+import type { Prepared, Record_ } from "./validate.ts";
 
 /** Outcome of one ingest. */
 export interface IngestResult {
@@ -56,7 +56,7 @@ export interface Store {
    * being stored by a concurrent call). Rejects with {@link StoreUnavailableError} when nothing could be
    * committed.
    */
-  ingest(records: Record_[]): Promise<IngestResult>;
+  ingest(records: Record_[], prepared?: Prepared): Promise<IngestResult>;
   /** Records matching `filter`: the newest `limit` (desc, newest first) or the oldest `limit` (asc). */
   query(filter: EventFilter, limit: number, order: "asc" | "desc"): Promise<Record<string, unknown>[]>;
   /** Ports open now that match `filter`, sorted by host, container, proto, port. */

@@ -34,9 +34,8 @@ export class ValidationError extends Error {
 export type Record_ = { ts: string; id: string; [key: string]: unknown };
 
 /**
- * What validation learnt about each record, kept on the array {@link toRecords} returns under
- * {@link PREPARED}. Stores that write JSON lines may use it; others ignore it (a symbol: JSON.stringify,
- * `for...in` and Object.keys never see it; a copy or a filter of the array drops it, which is always safe).
+ * What validation learnt about each record, handed to the store beside the records (see {@link validateRecords}).
+ * Stores that write JSON lines use it; others ignore it.
  */
 export interface Prepared {
   /**
@@ -48,11 +47,11 @@ export interface Prepared {
   freshIds: Uint8Array;
 }
 
-/** The key of {@link Prepared} on a records array. */
-export const PREPARED: unique symbol = Symbol("portwatch.prepared");
-
-/** Records as {@link toRecords} returns them. */
-export type Records = Record_[] & { [PREPARED]?: Prepared };
+/** Validated records and what validation learnt about each (same order, same length). */
+export interface Validated {
+  records: Record_[];
+  prepared: Prepared;
+}
 
 const MAX_ISSUES = 20;
 
@@ -92,15 +91,14 @@ function lineFrom(
  * line ({@link Prepared}) is the client's text with ts (and a new id) spliced in front, so the store writes it
  * without serialising it again.
  */
-export function toRecords(
+export function validateRecords(
   items: Record<string, unknown>[],
   ts: string,
   texts?: readonly (string | undefined)[],
-): Records {
+): Validated {
   const issues: ItemIssue[] = [];
-  const records: Records = new Array(items.length);
+  const records: Record_[] = new Array(items.length);
   const prep: Prepared = { lines: new Array(items.length), freshIds: new Uint8Array(items.length) };
-  records[PREPARED] = prep;
   for (let index = 0; index < items.length && issues.length < MAX_ISSUES; index++) {
     const item = items[index];
     let data: Record<string, unknown>;
@@ -160,5 +158,14 @@ export function toRecords(
     records[index] = record;
   }
   if (issues.length > 0) throw new ValidationError(issues);
-  return records;
+  return { records, prepared: prep };
+}
+
+/** {@link validateRecords}'s records alone (for callers that have no texts to write through). */
+export function toRecords(
+  items: Record<string, unknown>[],
+  ts: string,
+  texts?: readonly (string | undefined)[],
+): Record_[] {
+  return validateRecords(items, ts, texts).records;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PREPARED, type Record_, type Records, toRecords } from "./validate.ts";
+import { type Record_, toRecords, type Validated, validateRecords } from "./validate.ts";
 import { parseBody } from "./parse_body.ts";
 
 const TS = "2026-11-25T08:00:00.000Z";
@@ -8,13 +8,17 @@ const EVENT = { event: "open", port: 5000, pids: [123], source: "polling", proto
 /** The records of one NDJSON body, with the texts parseBody keeps. */
 function ndjson(body: string) {
   const { items, texts } = parseBody(body, "application/x-ndjson");
-  return withPrepared(toRecords(items, TS, texts));
+  return withPrepared(validateRecords(items, TS, texts));
 }
 
 /** Each record with its prepared line and fresh-id flag. */
-function withPrepared(records: Records) {
-  const prep = records[PREPARED]!;
-  return records.map((r: Record_, i) => ({ ...r, line: prep.lines[i], fresh: prep.freshIds[i] === 1, r }));
+function withPrepared({ records, prepared }: Validated) {
+  return records.map((r: Record_, i) => ({
+    ...r,
+    line: prepared.lines[i],
+    fresh: prepared.freshIds[i] === 1,
+    r,
+  }));
 }
 
 Deno.test("toRecords: a compact event is written through, ts (and a new id) spliced in front", () => {
@@ -67,9 +71,9 @@ Deno.test("toRecords: what cannot be written through as it is takes the slow pat
 
 Deno.test("toRecords: a single JSON object body is written through too; arrays are not", () => {
   const one = parseBody(JSON.stringify(EVENT), "application/json");
-  const [r] = withPrepared(toRecords(one.items, TS, one.texts));
+  const [r] = withPrepared(validateRecords(one.items, TS, one.texts));
   assert.equal(r.line, JSON.stringify({ ts: TS, id: r.id, ...EVENT }));
   const many = parseBody(JSON.stringify([EVENT, EVENT]), "application/json");
   assert.equal(many.texts, undefined);
-  for (const x of withPrepared(toRecords(many.items, TS, many.texts))) assert.equal(x.line, undefined);
+  for (const x of withPrepared(validateRecords(many.items, TS, many.texts))) assert.equal(x.line, undefined);
 });

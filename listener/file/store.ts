@@ -11,7 +11,7 @@ import { IdWindow } from "../id_window.ts";
 import { type Entry, RecentLog } from "../recent.ts";
 import { PortsState } from "../ports_state.ts";
 import { type EventFilter, matches } from "../filter.ts";
-import { PREPARED, type Record_, type Records } from "../validate.ts";
+import type { Prepared, Record_ } from "../validate.ts";
 import type { OpenPort } from "../ports_state.ts";
 import type { Registry } from "../../infra/metrics.ts";
 import type { IngestResult, Store, StoreHooks } from "../store_api.ts";
@@ -76,7 +76,7 @@ export class EventStore implements Store {
    * Store records (already validated). Resolves once every record is durable: written by this call, or
    * already stored, or being stored by a concurrent call (then it waits for that one).
    */
-  async ingest(records: Record_[]): Promise<IngestResult> {
+  async ingest(records: Record_[], prepared?: Prepared): Promise<IngestResult> {
     const fresh: Record_[] = [];
     const waits: Promise<void>[] = [];
     let duplicates = 0;
@@ -89,7 +89,7 @@ export class EventStore implements Store {
       fail = reject;
     });
     written.catch(() => {}); // observed through `waits` or by the requests that found these ids
-    const prep = (records as Records)[PREPARED];
+    const prep = prepared;
     const lines: string[] = [];
     for (let i = 0; i < records.length; i++) {
       const r = records[i];

@@ -10,7 +10,7 @@ import type { Sql } from "postgres";
 import type { Registry } from "../../infra/metrics.ts";
 import type { EventFilter } from "../filter.ts";
 import { byPlace, type OpenPort } from "../ports_state.ts";
-import type { Record_ } from "../validate.ts";
+import type { Prepared, Record_ } from "../validate.ts";
 import type { IngestResult, Store, StoredEntry, StoreHooks } from "../store_api.ts";
 import { migrate } from "./migrations.ts";
 import { maintainPartitions, type MaintenanceReport } from "./partitions.ts";
@@ -136,7 +136,7 @@ export class PgStore implements Store {
   }
 
   /** Store records; resolves once they are committed. */
-  ingest(records: Record_[]): Promise<IngestResult> {
+  ingest(records: Record_[], prepared?: Prepared): Promise<IngestResult> {
     if (this.#closed) return Promise.reject(new Error("the store is closed"));
     if (this.writer.queued > this.writer.maxQueued) {
       return Promise.reject(
@@ -155,7 +155,7 @@ export class PgStore implements Store {
         );
       }
     }
-    return this.writer.write(records);
+    return this.writer.write(records, prepared?.lines);
   }
 
   async #read<T>(what: string, fn: (sql: Sql) => Promise<T>): Promise<T> {

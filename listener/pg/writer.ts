@@ -20,7 +20,6 @@
 import type { Record_ } from "../validate.ts";
 import type { IngestResult, StoreHooks } from "../store_api.ts";
 import { eventColumns, type EventRow, eventRow, lineOf, portColumns, portRows } from "./rows.ts";
-import { PREPARED, type Records } from "../validate.ts";
 import { isUnavailable, toStoreError } from "./errors.ts";
 import type { PgClient } from "./client.ts";
 
@@ -125,9 +124,8 @@ export class GroupWriter {
   }
 
   /** Store `records`; resolves after the commit that holds them. */
-  write(records: Record_[]): Promise<IngestResult> {
+  write(records: Record_[], prepared?: readonly (string | undefined)[]): Promise<IngestResult> {
     if (records.length === 0) return Promise.resolve({ stored: 0, duplicates: 0, ids: [] });
-    const prepared = (records as Records)[PREPARED]?.lines;
     const lines = new Array<string>(records.length);
     let bytes = 0;
     for (let i = 0; i < records.length; i++) {
