@@ -32,6 +32,7 @@ import { ContainerMetaLookup } from "./scope/runtime_lookup.ts";
 import { RuntimeSocketFilter } from "./scope/runtime_sockets.ts";
 import { observePorts, type PortObservation } from "./observe.ts";
 import { PidResolver } from "./pid_resolver.ts";
+import { Enricher } from "./enrich.ts";
 import { Reporter } from "./reporter.ts";
 import { Scopes } from "./scopes.ts";
 import { type PortChange, PortTracker } from "./tracker.ts";
@@ -88,6 +89,8 @@ export class Pipeline {
   /** Hides runtime-owned sockets (unless REPORT_RUNTIME_SOCKETS=1), for every engine. */
   readonly runtimeSockets: RuntimeSocketFilter;
   readonly scopes: Scopes;
+  /** Changes to events: identity, process, clock, id. */
+  readonly enricher: Enricher;
   readonly reporter: Reporter;
   readonly stats: PipelineStats = { scans: 0, events: 0, lastScanMs: 0, scanErrors: 0 };
   /** Called after every scan with how long it took (ms): the metrics' scan histogram. */
@@ -116,16 +119,19 @@ export class Pipeline {
       self: this.#self,
     });
     const scope = config.allNetns ? "host-wide" : `netns:${netnsInode()}`;
+    this.enricher = new Enricher({
+      identityOf: (netns) => this.scopes.identityOf(netns),
+      processInfo: (pid) => this.resolver.processInfo(pid),
+      containerMeta: (id) => this.containers.get(id),
+    });
     this.reporter = new Reporter({
       sink: options.sink,
       tracker: this.tracker,
-      resolver: this.resolver,
+      enricher: this.enricher,
       snapshotPath: config.snapshotPath,
       owner: `${this.#self.host}/${this.#self.container_id ?? "-"}/${scope}`,
       verbose: config.verbose,
       withWhere: config.allNetns,
-      identityOf: (netns) => this.scopes.identityOf(netns),
-      containerMeta: (id) => this.containers.get(id),
     });
   }
 

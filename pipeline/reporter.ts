@@ -7,7 +7,6 @@ import { getLogger } from "@logtape/logtape";
 import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent, Source } from "../events/schema.ts";
 import type { Identity } from "./scope/identity.ts";
-import type { PidResolver } from "./pid_resolver.ts";
 import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
 import {
   type PortChange,
@@ -16,8 +15,8 @@ import {
   type TrackerState,
   trackKey,
 } from "./tracker.ts";
-import { humanLine, toPortEvent } from "./event_build.ts";
-import type { ContainerMeta } from "./scope/runtime_state.ts";
+import { humanLine } from "./event_build.ts";
+import type { Enricher } from "./enrich.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 const human = getLogger(["portwatch", "ports"]);
@@ -40,7 +39,8 @@ function logHumanLines(lines: string[]): void {
 export interface ReporterOptions {
   sink: EventSink;
   tracker: PortTracker;
-  resolver: PidResolver;
+  /** Turns changes into events (identity, process, clock, id). */
+  enricher: Enricher;
   snapshotPath: string;
   /** Whose snapshot it is: host/container/scope. */
   owner: string;
@@ -48,10 +48,6 @@ export interface ReporterOptions {
   verbose: boolean;
   /** Add the container to the human lines (host-wide mode). */
   withWhere: boolean;
-  /** The identity of a namespace, when the engine knows it. */
-  identityOf: (netns: number) => Identity | undefined;
-  /** What the runtime's state says about a container the engine named per socket (Tracee), by id. */
-  containerMeta?: (id: string) => ContainerMeta | null;
 }
 
 /** Whether two lists of field values are the same, value by value (objects by identity). */
@@ -129,34 +125,12 @@ export class Reporter {
     opts: { wait?: boolean } = {},
   ): Promise<PortEvent[]> {
     if (changes.length === 0) return [];
-    const { resolver, verbose, withWhere, identityOf, containerMeta } = this.options;
-    const now = new Date();
-    const events = changes.map((c) => {
-      const proc = c.kind !== "close" && c.port.pids.length > 0
-        ? resolver.processInfo(c.port.pids[0])
-        : undefined;
-      return toPortEvent(
-        c,
-        identityOf(c.port.netns) ?? fallback,
-        source,
-        now,
-        proc ? { ...proc } : undefined,
-        containerMeta,
-      );
-    });
+    const { enricher, verbose, withWhere } = this.options;
+    const events = enricher.events(changes, fallback, source);
     const lines: string[] = [];
     for (const e of events) {
       lines.push(humanLine(e, withWhere));
-      if (verbose && e.event !== "close") {
-        for (const pid of e.pids) {
-          const p = resolver.processInfo(pid);
-          if (!p) continue;
-          lines.push(
-            `  ${p.comm} ${p.pid} uid=${p.uid} ${e.proto.toUpperCase()} ${e.addrs.join(",")}:${e.port} ` +
-              p.cmdline,
-          );
-        }
-      }
+      if (verbose) lines.push(...enricher.holderLines(e));
     }
     logHumanLines(lines);
     this.events += events.length;

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { Reporter } from "./reporter.ts";
 import { PortTracker } from "./tracker.ts";
 import { PidResolver } from "./pid_resolver.ts";
+import { Enricher } from "./enrich.ts";
+
+const resolver = new PidResolver();
 import { loadSnapshot, saveSnapshot } from "./snapshot.ts";
 import { CollectingSink } from "../testing/sink.ts";
 import type { EventSink } from "../delivery/sink.ts";
@@ -23,12 +26,11 @@ function testReporter(tracker: PortTracker, path: string, owner: string, sink: E
   return new Reporter({
     sink,
     tracker,
-    resolver: new PidResolver(),
+    enricher: new Enricher({ identityOf: () => identity, processInfo: (pid) => resolver.processInfo(pid) }),
     snapshotPath: path,
     owner,
     verbose: false,
     withWhere: false,
-    identityOf: () => identity,
   });
 }
 
