@@ -130,9 +130,22 @@ export class EventEngine {
     if (this.#stopped && this.#shutDown) return;
     const touched = this.ledger.apply(e, this.#own);
     if (e.kind === "exit" && touched.length > 0) this.#scheduleExitCheck();
-    if (touched.length === 0) return;
-    // The tracker is updated synchronously, in event order; the reporting (snapshot, delivery) is batched: all
-    // the changes made while the previous report was under way leave together, still in order.
+    this.#track();
+    // A holder closed one of its copies of a socket, or exec'd (its close-on-exec fds went without a close):
+    // what it holds now is read from /proc, one process's fds (dup'ed fds are not in the events).
+    for (const pid of this.ledger.recheck) {
+      this.ledger.holdings(pid, this.pipeline.resolver.socketsOf(pid));
+      this.#track();
+    }
+  };
+
+  /**
+   * The ports the ledger's last step touched go to the tracker, synchronously, in event order; the reporting
+   * (snapshot, delivery) is batched: all the changes made while the previous report was under way leave
+   * together, still in order.
+   */
+  #track(): void {
+    if (this.ledger.touched.length === 0) return;
     const now = Date.now();
     const tracker = this.pipeline.tracker;
     for (const ref of this.ledger.touched) {
@@ -156,7 +169,7 @@ export class EventEngine {
       if (gatherMs <= 0) queueMicrotask(() => this.#flushQueued && this.#flush());
       else setTimeout(() => this.#flushQueued && this.#flush(), gatherMs);
     }
-  };
+  }
 
   #pending: { netns: number; changes: PortChange[] }[] = [];
   #tickTimer?: ReturnType<typeof setTimeout>;
