@@ -1,23 +1,11 @@
 import assert from "node:assert/strict";
-import { NetNs, netnsSkipReason, run, skipIf } from "../testing/netns.ts";
+import { NetNs, run, skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { elapse, waitUntil } from "../infra/wait.ts";
+import { bpftraceSkipReason } from "./testing/bpftrace.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
-
-function bpftraceSkipReason(): string | undefined {
-  const r = netnsSkipReason();
-  if (r) return r;
-  try {
-    return new Deno.Command("bpftrace", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
-        .success
-      ? undefined
-      : "bpftrace does not run";
-  } catch {
-    return "bpftrace is not installed (Debian: apt-get install bpftrace)";
-  }
-}
 
 /** Run a python snippet inside `ns`; it prints nothing unless it fails. */
 async function py(ns: NetNs, code: string): Promise<string> {

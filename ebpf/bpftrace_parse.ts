@@ -67,14 +67,19 @@ export function parseRecord(rec: string, now: number): SocketEvent | undefined {
       return f[3]
         ? { ts: now, kts, kind: "unlisten", pid, proto: "tcp", sk: f[3], port: int(f[4]), netns: int(f[5]) }
         : undefined;
-    case "C":
-      return f[4]
-        ? { ts: now, kts, kind: "close", pid, fd: int(f[3]), sk: f[4], inode: int(f[5]) }
-        : undefined;
+    case "C": {
+      if (!f[4]) return undefined;
+      const e: SocketEvent = { ts: now, kts, kind: "close", pid, fd: int(f[3]), sk: f[4], inode: int(f[5]) };
+      // A record without the flag (an older program) is a last reference, as such records always were.
+      if (f[6] === "0" || f[6] === "1") e.last = f[6] === "1";
+      return e;
+    }
     case "F": {
       const child = int(f[3]);
       return child === undefined ? undefined : { ts: now, kts, kind: "fork", pid, childPid: child };
     }
+    case "E":
+      return { ts: now, kts, kind: "exec", pid };
     case "X":
       return { ts: now, kts, kind: "exit", pid };
     default:

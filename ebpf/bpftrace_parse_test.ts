@@ -43,7 +43,7 @@ Deno.test("bpftrace records: every kind, IPv4 and IPv6", () => {
     port: 8080,
     netns: 4026531840,
   });
-  assert.deepEqual(parseRecord("C 8123456789012345 7 4 0xffff8882 9002", 1), {
+  assert.deepEqual(parseRecord("C 8123456789012345 7 4 0xffff8882 9002 1", 1), {
     ts: 1,
     kts: 8123456789012345,
     kind: "close",
@@ -51,13 +51,30 @@ Deno.test("bpftrace records: every kind, IPv4 and IPv6", () => {
     fd: 4,
     sk: "0xffff8882",
     inode: 9002,
+    last: true,
   });
+  assert.equal(
+    parseRecord("C 8123456789012345 7 4 0xffff8882 9002 0", 1)?.last,
+    false,
+    "another fd holds it",
+  );
+  assert.equal(
+    parseRecord("C 8123456789012345 7 4 0xffff8882 9002", 1)?.last,
+    undefined,
+    "no flag: the ledger takes it for the last, as before",
+  );
   assert.deepEqual(parseRecord("F 8123456789012345 7 8", 1), {
     ts: 1,
     kts: 8123456789012345,
     kind: "fork",
     pid: 7,
     childPid: 8,
+  });
+  assert.deepEqual(parseRecord("E 8123456789012345 7", 1), {
+    ts: 1,
+    kts: 8123456789012345,
+    kind: "exec",
+    pid: 7,
   });
   assert.deepEqual(parseRecord("X 8123456789012345 7", 1), {
     ts: 1,
@@ -81,6 +98,8 @@ Deno.test("bpftrace records: odd input is not an event", () => {
       "X",
       "X 1",
       "X x 1",
+      "E",
+      "E x 1",
       '{"k":"L"}',
     ]
   ) {

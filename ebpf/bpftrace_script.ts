@@ -4,10 +4,17 @@
  * - TCP opens at a successful listen() (sys_exit_listen): the socket is read from the fd table through BTF, so
  *   the port is the real one even for listen() without bind() (the state tracepoint still says sport 0 then),
  *   and a failed listen() (port taken) reports nothing. TCP closes at the socket's LISTEN -> CLOSE transition
- *   (sock:inet_sock_set_state), whichever process holds it and however it ends (close, exit, kill).
+ *   (sock:inet_sock_set_state), whichever process holds it and however it ends (close, exit, kill, exec).
  * - UDP opens at a successful bind(). It closes when the last file reference goes: close() or dup2()/dup3()
  *   over the fd with the file's refcount at one, or the exit of a holder (the engine then checks which of its
- *   sockets are gone). Holders are followed through fork().
+ *   sockets are gone).
+ * - Holders: the process of a listen() or a bind() holds the socket. Holders are followed through fork() (a new
+ *   process, not a thread: task:task_newtask without CLONE_THREAD), exec() and exit(), and each close() or
+ *   dup2()/dup3() over an fd of a tracked socket (a listener, until it leaves LISTEN, or a bound UDP socket,
+ *   until its last reference goes) by a holder is reported, with whether it was the last reference. What the
+ *   program cannot see (a dup()'d fd, close-on-exec fds that go at exec without a close(), fds passed over unix
+ *   sockets, holders from before it started) the engine reads from /proc when a close was not the last or a
+ *   holder exec'd, and a reconciliation scan corrects.
  * Output (`bpftrace -f text`, read by bpftrace_parse.ts): each event is one record of space-separated fields
  * ending in RS (\036), without a newline, so bpftrace's line-buffered stdout gathers records and writes them
  * out together when a newline comes. A record after a quiet spell (no newline for {@link FLUSH_MS} ms) prints
@@ -59,6 +66,9 @@ export const READY_PID = 2147483645;
 /** The lines the first and the last probe print for READY_PID. */
 export const READY_MARKS = ["Probes ready 1", "Probes ready 2"] as const;
 
+/** clone()'s flag for a new thread (not a new process). */
+const CLONE_THREAD = 0x10000;
+
 /** The record terminator. */
 export const RS = "\x1e";
 
@@ -66,7 +76,8 @@ export const RS = "\x1e";
  * The longest a record can reach the engine after a newer one of another CPU (ms): bpftrace reads the other
  * CPU's buffer in its next round (well under a few ms, unless it is kept off the CPU), and the record then
  * waits for a newline, which the timer prints within FLUSH_MS, or twice that when the timer's newline was read
- * first. The engine holds the records that end a socket or a process this long (see reorder.ts).
+ * first. The engine holds the records that end a socket, an fd or a process, and execs and forks, this long (see
+ * reorder.ts).
  */
 export const REORDER_MS = 2 * FLUSH_MS + 20;
 
@@ -78,8 +89,11 @@ export const REORDER_MS = 2 * FLUSH_MS + 20;
  *     LF t pid fd ret                                       listen() failed
  *     B  t pid fd sk ino port family proto netns a4 [a6]   UDP bind() succeeded
  *     U  t pid sk port netns                                a TCP socket left LISTEN
- *     C  t pid fd sk ino                                    the last reference of a bound UDP socket closed
- *     F  t pid child                                        a holder forked
+ *     C  t pid fd sk ino last                               a holder closed an fd of a tracked socket (or
+ *                                                           dup2/dup3'd over it); last: 1 when that was the
+ *                                                           socket's last reference, else 0
+ *     F  t pid child                                        a holder forked (child: the new process)
+ *     E  t pid                                              a holder exec'd
  *     X  t pid                                              a holder exited
  *
  * `t` is there for order: bpftrace reads its per-CPU buffers in turn, so a record of one CPU can be read before
@@ -116,13 +130,21 @@ export function bpftraceScript(kernelRelease: string): string {
         printf("${kind} %llu %d %d %p %lu %d %d %d %u %u${end}", nsecs, pid, $fd, ${sockArgs});
       }
       ${flush}`;
+  // A holder lets go of fd (close, or dup2/dup3 over it) of a tracked socket: a record, and the last reference
+  // untracks it.
   const closed = (fd: string) =>
-    `${sockOf(`(int64)args->${fd}`)}
-  if ($sk != 0 && @udp[$sk] && $f->${ref.expr} == ${ref.lastRef}) {
-    delete(@udp[$sk]);
-    printf("C %llu %d %d %p %lu${end}", nsecs, pid, args->${fd}, $sk, $f->f_inode->i_ino);
+    `${sockOf(`(int64)${fd}`)}
+  if ($sk != 0 && @sock[$sk]) {
+    $last = $f->${ref.expr} == ${ref.lastRef} ? 1 : 0;
+    if ($last) { delete(@sock[$sk]); }
+    printf("C %llu %d %d %p %lu %d${end}", nsecs, pid, ${fd}, $sk, $f->f_inode->i_ino, $last);
     ${flush}
   }`;
+  // dup2/dup3 close newfd only when they succeed: oldfd open and not newfd (dup2(fd, fd) closes nothing).
+  const oldOpen = `
+  $ofd = (int64)args->oldfd;
+  $old = (struct file *)0;
+  if ($ofd >= 0 && $ofd < (int64)curtask->files->fdt->max_fds) { $old = *(curtask->files->fdt->fd + $ofd); }`;
   return `
 tracepoint:syscalls:sys_enter_kill /args->pid == ${READY_PID}/ { printf("${READY_MARKS[0]}\\n"); }
 tracepoint:syscalls:sys_enter_listen { @lfd[tid] = args->fd + 1; }
@@ -133,12 +155,15 @@ tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
     printf("LF %llu %d %d %d${end}", nsecs, pid, $fd, args->ret);
     ${flush}
   } else {${sockOf("$fd")}
-    if ($sk != 0) {${opened("L")}
+    if ($sk != 0) {
+      @sock[$sk] = 1;
+      @holder[pid] = 1;${opened("L")}
     }
   }
 }
 tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 10 && args->newstate != 10/ {
   $sk = (struct sock *)args->skaddr;
+  delete(@sock[$sk]);
   printf("U %llu %d %p %d %u${end}", nsecs, pid, args->skaddr, args->sport, $sk->__sk_common.skc_net.net->ns.inum);
   ${flush}
 }
@@ -148,20 +173,28 @@ tracepoint:syscalls:sys_exit_bind /@bfd[tid]/ {
   delete(@bfd[tid]);
   if (args->ret == 0) {${sockOf("$fd")}
     if ($sk != 0 && $sk->sk_protocol == 17) {
-      @udp[$sk] = 1;
+      @sock[$sk] = 1;
       @holder[pid] = 1;${opened("B")}
     }
   }
 }
-tracepoint:syscalls:sys_enter_close /@holder[pid]/ {${closed("fd")}
+tracepoint:syscalls:sys_enter_close /@holder[pid]/ {${closed("args->fd")}
 }
-tracepoint:syscalls:sys_enter_dup2 /@holder[pid]/ {${closed("newfd")}
+tracepoint:syscalls:sys_enter_dup2 /@holder[pid] && args->oldfd != args->newfd/ {${oldOpen}
+  if ($old != 0) {${closed("args->newfd")}
+  }
 }
-tracepoint:syscalls:sys_enter_dup3 /@holder[pid]/ {${closed("newfd")}
+tracepoint:syscalls:sys_enter_dup3 /@holder[pid] && args->oldfd != args->newfd/ {${oldOpen}
+  if ($old != 0) {${closed("args->newfd")}
+  }
 }
-tracepoint:sched:sched_process_fork /@holder[args->parent_pid]/ {
-  @holder[args->child_pid] = 1;
-  printf("F %llu %d %d${end}", nsecs, args->parent_pid, args->child_pid);
+tracepoint:task:task_newtask /@holder[pid] && !(args->clone_flags & ${CLONE_THREAD})/ {
+  @holder[args->pid] = 1;
+  printf("F %llu %d %d${end}", nsecs, pid, args->pid);
+  ${flush}
+}
+tracepoint:sched:sched_process_exec /@holder[pid]/ {
+  printf("E %llu %d${end}", nsecs, pid);
   ${flush}
 }
 tracepoint:sched:sched_process_exit /pid == tid && @holder[pid]/ {
@@ -177,6 +210,6 @@ interval:ms:${FLUSH_MS} /@out > 0/ {
 tracepoint:syscalls:sys_enter_kill /args->pid == ${NUDGE_PID} || args->pid == ${READY_PID}/ {
   if (args->pid == ${READY_PID}) { printf("${READY_MARKS[1]}\\n"); } else { printf("\\n"); }
 }
-END { clear(@lfd); clear(@bfd); clear(@udp); clear(@holder); clear(@out); clear(@flushed); clear(@pend); clear(@n); }
+END { clear(@lfd); clear(@bfd); clear(@sock); clear(@holder); clear(@out); clear(@flushed); clear(@pend); clear(@n); }
 `;
 }

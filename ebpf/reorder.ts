@@ -4,11 +4,13 @@
  * recorded on another, when the process migrated in between. Applied as read, the close finds nothing to close
  * and the open then stays: a phantom open port.
  *
- * The events that end something (unlisten, close, exit, and exec) are held for the source's reorder window, then
- * applied in kernel-time order (`kts`); the others (listen, bind, fork, dup) are applied at once, so an open costs no latency. An
- * older open arriving after a newer close of its socket therefore still comes first. What the opens and forks
- * that arrive out of order among themselves need (a fork older than the open of its parent's socket, a socket
- * opened at the address of one whose held close comes later) the ledger handles with the same timestamps.
+ * The events that end something (unlisten, close, exit), execs and forks are held for the source's reorder
+ * window, then applied in kernel-time order (`kts`); the others (listen, bind, dup) are applied at once, so an open
+ * costs no latency. An older open arriving after a newer close of its socket therefore still comes first, and a
+ * fork never comes before an older end it follows (its child would inherit a socket that was gone). What the opens
+ * that arrive out of order with the held events need (a fork older than the open of its parent's socket, applied
+ * first when the open was read beyond the window; a socket opened at the address of one whose held close comes
+ * later) the ledger handles with the same timestamps.
  *
  * The window assumes the source reads each CPU's records soon after they are made. When it falls behind (its
  * process was kept off the CPU, or stopped, and now drains a backlog one CPU's buffer after the other), a close
@@ -19,13 +21,15 @@
 import type { SocketEvent } from "./socket_event.ts";
 
 /**
- * An event that ends a socket, a holder's fd or a process, or an exec (held for the reorder window). A close
- * that was not the last reference and an exec end no socket, but each makes the ledger doubt what its process
- * holds (see SocketLedger.recheck): applied before an open of that process read after it, the open's socket
- * would keep a holder that no longer holds it.
+ * An event held for the reorder window: one that ends a socket, a holder's fd or a process, an exec, or a fork.
+ * A close that was not the last reference and an exec end no socket, but each makes the ledger doubt what its
+ * process holds (see SocketLedger.recheck): applied before an open of that process read after it, the open's
+ * socket would keep a holder that no longer holds it. A fork applied before an older end read after it would
+ * hand the child what had already gone.
  */
-export function endsSomething(e: SocketEvent): boolean {
-  return e.kind === "unlisten" || e.kind === "close" || e.kind === "exit" || e.kind === "exec";
+export function heldForOrder(e: SocketEvent): boolean {
+  const k = e.kind;
+  return k === "unlisten" || k === "close" || k === "exit" || k === "exec" || k === "fork";
 }
 
 interface Held {
@@ -37,7 +41,7 @@ interface Held {
   cap: number;
 }
 
-/** Holds ending events for `holdMs`, then hands them on in kernel-time order. */
+/** Holds the events {@link heldForOrder} names for `holdMs`, then hands them on in kernel-time order. */
 export class EndHold {
   /** Held events, by kts (a new one is nearly always the newest: insertion from the end). */
   #held: Held[] = [];
@@ -75,10 +79,10 @@ export class EndHold {
     return this.#held.length;
   }
 
-  /** Take one event as read: apply it now, or hold it (ending events with a kernel time). */
+  /** Take one event as read: apply it now, or hold it (see heldForOrder; events with a kernel time). */
   push(e: SocketEvent): void {
     if (this.#minDue !== Infinity) this.release();
-    if (this.holdMs <= 0 || e.kts === undefined || !endsSomething(e)) {
+    if (this.holdMs <= 0 || e.kts === undefined || !heldForOrder(e)) {
       this.apply(e);
       return;
     }

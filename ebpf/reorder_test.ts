@@ -126,19 +126,20 @@ Deno.test("EndHold: the timer applies an end once the source caught up (no event
   }
 });
 
-Deno.test("EndHold: an exec and a close that was not the last are held like ends, a dup is not", () => {
+Deno.test("EndHold: an exec, a fork and a close that was not the last are held like ends, a dup is not", () => {
   let now = 0;
   const applied: string[] = [];
   const hold = new EndHold(50, (e) => applied.push(`${e.kind}@${e.kts}`), () => now);
   try {
     hold.push(ev("exec", 20));
     hold.push({ ...ev("close", 30), last: false });
+    hold.push(ev("fork", 35)); // after the close: its child must not inherit what the close ended
     hold.push(ev("dup", 25));
     hold.push(ev("listen", 10)); // the exec'ing process's open, read after
     assert.deepEqual(applied, ["dup@25", "listen@10"]);
     now = 50;
     hold.release();
-    assert.deepEqual(applied.slice(2), ["exec@20", "close@30"]);
+    assert.deepEqual(applied.slice(2), ["exec@20", "close@30", "fork@35"]);
   } finally {
     hold.stop();
   }
