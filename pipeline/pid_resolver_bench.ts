@@ -4,7 +4,8 @@
  * Run: deno bench --allow-all pipeline/pid_resolver_bench.ts
  * @module
  */
-import { PidResolver, walkFfi, walkPure } from "./pid_resolver.ts";
+import { PidResolver } from "./pid_resolver.ts";
+import { walkFfi, walkPure } from "./proc_walk.ts";
 import { ProcNetSource } from "../sources/proc_net.ts";
 
 const conns = Number(Deno.env.get("PW_BENCH_CONNS") ?? 500);

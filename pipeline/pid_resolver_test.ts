@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { NetlinkSource } from "../sources/netlink.ts";
-import { type InodePids, PidResolver, walkFfi, walkPure } from "./pid_resolver.ts";
+import { PidResolver } from "./pid_resolver.ts";
+import { type InodePids, walkFfi, walkPure } from "./proc_walk.ts";
 import { ProcNetSource } from "../sources/proc_net.ts";
 import { Holder, pythonSkipReason, run, skipIf } from "../testing/netns.ts";
 import { waitUntil } from "../infra/wait.ts";
@@ -228,7 +229,7 @@ Deno.test({
     // npx's deno sits under /root, which nobody cannot read: the helper copies it out when it must
     await using deno = await denoForUser();
     const dir = deno.dir;
-    const mod = JSON.stringify(new URL("./pid_resolver.ts", import.meta.url).href);
+    const mod = JSON.stringify(new URL("./proc_walk.ts", import.meta.url).href);
     Deno.writeTextFileSync(
       `${dir}/probe.ts`,
       `import { walkFfi, walkPure } from ${mod};
