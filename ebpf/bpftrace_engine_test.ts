@@ -3,7 +3,8 @@ import { NetNs, run, skipIf } from "../testing/netns.ts";
 import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { elapse, waitUntil } from "../infra/wait.ts";
-import { bpftraceSkipReason } from "./testing/bpftrace.ts";
+import { bpftraceSkipReason, descendantNamed, twoCpusSkipReason } from "./testing/bpftrace.ts";
+import { readLines } from "../infra/lines.ts";
 
 const EBPF_MAIN = new URL("./main.ts", import.meta.url).pathname;
 
@@ -164,6 +165,63 @@ print(pid, flush=True)`,
         },
       );
 
+      await t.step(
+        "holders: the parent closes its copy after a fork; a child exec's its copy away",
+        async () => {
+          // The parent stays (its exit would drop it anyway): listens on 8030 and 8031, forks a child that
+          // sleeps with both, closes its copy of 8030, forks a second child that exec's (python's sockets are
+          // close-on-exec), then waits for stdin to close.
+          const code = `import os, socket, sys, time
+def listen(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", port)); s.listen()
+    return s
+a, b = listen(8030), listen(8031)
+kept = os.fork()
+if kept == 0:
+    time.sleep(60); os._exit(0)
+a.close()
+time.sleep(0.2)
+gone = os.fork()
+if gone == 0:
+    os.execvp("sleep", ["sleep", "60"])
+print(os.getpid(), kept, gone, flush=True)
+sys.stdin.read()`;
+          const cmd = ns.wrap(["python3", "-c", code]);
+          const child = new Deno.Command(cmd[0], { args: cmd.slice(1), stdin: "piped", stdout: "piped" })
+            .spawn();
+          const [parent, kept, gone] = (await readLines(child.stdout)[Symbol.asyncIterator]().next()).value
+            .split(" ").map(Number);
+          try {
+            const holders = (port: number, pids: number[]) =>
+              w.waitFor(
+                `port ${port} held by ${pids}`,
+                (e) => e.port === port && e.event === "change" && String(e.pids) === String(pids),
+              );
+            await holders(8030, [kept]);
+            await holders(8031, [parent, kept].sort((x, y) => x - y));
+            assert.equal(count(w, "close", 8030) + count(w, "close", 8031), 0);
+            const last = (port: number) => w.matching((e) => e.port === port).at(-1);
+            await waitUntil("the exec'd child gone from 8031", () => !last(8031)?.pids.includes(gone));
+            assert.deepEqual(last(8031)?.pids, [parent, kept].sort((x, y) => x - y));
+            assert.deepEqual(last(8030)?.pids, [kept]);
+          } finally {
+            for (const pid of [kept, gone]) {
+              try {
+                Deno.kill(pid, "SIGKILL");
+              } catch { /* gone */ }
+            }
+            await child.stdin.close();
+            await child.status;
+            await child.stdout.cancel().catch(() => {});
+          }
+          await w.waitFor(
+            "closes of 8030 and 8031",
+            (e) => e.event === "close" && [8030, 8031].includes(e.port),
+            2,
+          );
+        },
+      );
+
       await t.step("500 ports opened and closed in a burst: each seen once each way", async () => {
         await py(
           ns,
@@ -270,34 +328,6 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 8100));
     }
   },
 });
-
-/** Why the cross-CPU test cannot run here, if it cannot. */
-function twoCpusSkipReason(): string | undefined {
-  return bpftraceSkipReason() ??
-    (navigator.hardwareConcurrency < 2 ? `${navigator.hardwareConcurrency} CPU (needs 2)` : undefined);
-}
-
-/** The pid of the process named `comm` among the descendants of `pid` (by /proc), or undefined. */
-function descendantNamed(pid: number, comm: string): number | undefined {
-  const parentOf = new Map<number, number>();
-  const names = new Map<number, string>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const close = stat.lastIndexOf(")");
-      names.set(Number(e.name), stat.slice(stat.indexOf("(") + 1, close));
-      parentOf.set(Number(e.name), Number(stat.slice(close + 2).split(" ")[1]));
-    } catch { /* gone */ }
-  }
-  for (const [p, name] of names) {
-    if (name !== comm) continue;
-    for (let up = parentOf.get(p); up !== undefined && up > 1; up = parentOf.get(up)) {
-      if (up === pid) return p;
-    }
-  }
-  return undefined;
-}
 
 Deno.test({
   name:

@@ -27,6 +27,34 @@ export function bpftraceSkipReason(): string | undefined {
   }
 }
 
+/** Why the cross-CPU test cannot run here, if it cannot. */
+export function twoCpusSkipReason(): string | undefined {
+  return bpftraceSkipReason() ??
+    (navigator.hardwareConcurrency < 2 ? `${navigator.hardwareConcurrency} CPU (needs 2)` : undefined);
+}
+
+/** The pid of the process named `comm` among the descendants of `pid` (by /proc), or undefined. */
+export function descendantNamed(pid: number, comm: string): number | undefined {
+  const parentOf = new Map<number, number>();
+  const names = new Map<number, string>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const close = stat.lastIndexOf(")");
+      names.set(Number(e.name), stat.slice(stat.indexOf("(") + 1, close));
+      parentOf.set(Number(e.name), Number(stat.slice(close + 2).split(" ")[1]));
+    } catch { /* gone */ }
+  }
+  for (const [p, name] of names) {
+    if (name !== comm) continue;
+    for (let up = parentOf.get(p); up !== undefined && up > 1; up = parentOf.get(up)) {
+      if (up === pid) return p;
+    }
+  }
+  return undefined;
+}
+
 /** bpftrace's events applied to a ledger, as the engine applies them. */
 export interface LedgerHarness {
   ledger: SocketLedger;
