@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { parse } from "yaml";
 
-export const ROOT = fromFileUrl(new URL("../../de/", import.meta.url)).replace(/\/$/, "");
+export const ROOT = fromFileUrl(new URL("../../", import.meta.url)).replace(/\/$/, "");
 export const LISTENER = "listner-api";
 export const SEED_SERVICES = [LISTENER, "portwatcher", "ebpf-portwatcher", "nodejs-tester", "python-tester"];
 /** The store tier of `--profile pg`: a second listener replica and PostgreSQL. */

@@ -13,7 +13,7 @@ export { freePort } from "../../testing/port.ts";
 import type { PortEvent } from "../../events/schema.ts";
 
 /** The repository root. */
-export const ROOT = fileURLToPath(new URL("../../de/", import.meta.url)).replace(/\/$/, "");
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 /** The containers compose.yaml names (`container_name:`), which the seed's commands address. */
 export const NAMES = ["listner-api", "portwatcher", "nodejs-tester", "python-tester"];
 /** The names of the profiles' containers. */
