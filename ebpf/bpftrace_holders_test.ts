@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { readLines } from "../infra/lines.ts";
 import { NetNs, skipIf } from "../testing/netns.ts";
+import { WatcherProc } from "../watcher/testing/watcher_proc.ts";
 import { waitUntil } from "../infra/wait.ts";
 import { bpftraceSkipReason, type LedgerHarness, startLedgerHarness } from "./testing/bpftrace.ts";
 
@@ -188,6 +189,49 @@ ${v}.bind(("0.0.0.0", 8341)); ${v}.listen()`;
       for (const py of pys) await py.kill();
       await h?.stop();
       await ns.delete();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "bpftrace engine: a holder that was listening before the engine started is followed (adopted at the seed)",
+  ignore: skipIf(bpftraceSkipReason(), "bpftrace engine adoption"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "portwatch-ebpf-adopt-" });
+    const ns = await NetNs.create();
+    const h = await ns.holder({ sockets: [{ proto: "tcp", host: "0.0.0.0", port: 7090 }] });
+    const w = WatcherProc.start(
+      // no reconciliation during the test: what it sees, it sees from the events
+      { EBPF_ENGINE: "bpftrace", EBPF_ONLY: "1", EBPF_RECONCILE: "600", SNAPSHOT_PATH: `${dir}/snapshot` },
+      ns,
+      [],
+      new URL("./main.ts", import.meta.url).pathname,
+    );
+    try {
+      const [open] = await w.waitFor(
+        "the seeded open",
+        (e) => e.event === "open" && e.port === 7090,
+        1,
+        60_000,
+      );
+      assert.deepEqual(open.pids, [h.pid]);
+      const child = await h.fork();
+      const [added] = await w.waitFor("the fork, from the events", (e) => e.event === "change", 1, 5_000);
+      assert.deepEqual(added.pids, [h.pid, child].sort((a, b) => a - b));
+      await h.closeSockets();
+      const changes = await w.waitFor(
+        "the parent's close, from the events",
+        (e) => e.event === "change",
+        2,
+        5_000,
+      );
+      assert.deepEqual([changes[1].pids, changes[1].last_pids], [[child], added.pids]);
+    } finally {
+      await w.stop("SIGTERM");
+      await h.close();
+      await ns.delete();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

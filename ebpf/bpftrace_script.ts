@@ -66,6 +66,14 @@ export const READY_PID = 2147483645;
 /** The lines the first and the last probe print for READY_PID. */
 export const READY_MARKS = ["Probes ready 1", "Probes ready 2"] as const;
 
+/**
+ * The engine's adoption of holders it found by scanning (they opened their sockets before the program
+ * started, so it never marked them): kill(pid, 0) from the engine's process (the one that sent READY_PID, as the
+ * kernel numbers it) marks `pid` a holder, whose forks, closes, execs and exit are then reported. kill(pid, 0)
+ * only checks that the process exists; it sends nothing.
+ */
+export const ADOPT_SIGNAL = 0;
+
 /** clone()'s flag for a new thread (not a new process). */
 const CLONE_THREAD = 0x10000;
 
@@ -130,11 +138,14 @@ export function bpftraceScript(kernelRelease: string): string {
         printf("${kind} %llu %d %d %p %lu %d %d %d %u %u${end}", nsecs, pid, $fd, ${sockArgs});
       }
       ${flush}`;
-  // A holder lets go of fd (close, or dup2/dup3 over it) of a tracked socket: a record, and the last reference
-  // untracks it.
+  // A holder lets go of fd (close, or dup2/dup3 over it) of a tracked socket, or of any listening TCP or bound
+  // UDP socket (one opened before the program started, by a holder the engine adopted): a record, and the last
+  // reference untracks it. The file must be a socket (S_IFSOCK) for private_data to be one.
+  const isPort = `($f->f_inode->i_mode & 0xf000) == 0xc000 && (($sk->sk_protocol == 6 && ` +
+    `$sk->__sk_common.skc_state == 10) || ($sk->sk_protocol == 17 && $sk->__sk_common.skc_num != 0))`;
   const closed = (fd: string) =>
     `${sockOf(`(int64)${fd}`)}
-  if ($sk != 0 && @sock[$sk]) {
+  if ($sk != 0 && (@sock[$sk] || (${isPort}))) {
     $last = $f->${ref.expr} == ${ref.lastRef} ? 1 : 0;
     if ($last) { delete(@sock[$sk]); }
     printf("C %llu %d %d %p %lu %d${end}", nsecs, pid, ${fd}, $sk, $f->f_inode->i_ino, $last);
@@ -146,7 +157,12 @@ export function bpftraceScript(kernelRelease: string): string {
   $old = (struct file *)0;
   if ($ofd >= 0 && $ofd < (int64)curtask->files->fdt->max_fds) { $old = *(curtask->files->fdt->fd + $ofd); }`;
   return `
-tracepoint:syscalls:sys_enter_kill /args->pid == ${READY_PID}/ { printf("${READY_MARKS[0]}\\n"); }
+tracepoint:syscalls:sys_enter_kill /args->pid == ${READY_PID}/ { @engine = pid; printf("${
+    READY_MARKS[0]
+  }\\n"); }
+tracepoint:syscalls:sys_enter_kill /args->sig == ${ADOPT_SIGNAL} && pid == @engine && args->pid > 0/ {
+  @holder[args->pid] = 1;
+}
 tracepoint:syscalls:sys_enter_listen { @lfd[tid] = args->fd + 1; }
 tracepoint:syscalls:sys_exit_listen /@lfd[tid]/ {
   $fd = (int64)@lfd[tid] - 1;
@@ -210,6 +226,9 @@ interval:ms:${FLUSH_MS} /@out > 0/ {
 tracepoint:syscalls:sys_enter_kill /args->pid == ${NUDGE_PID} || args->pid == ${READY_PID}/ {
   if (args->pid == ${READY_PID}) { printf("${READY_MARKS[1]}\\n"); } else { printf("\\n"); }
 }
-END { clear(@lfd); clear(@bfd); clear(@sock); clear(@holder); clear(@out); clear(@flushed); clear(@pend); clear(@n); }
+END {
+  clear(@lfd); clear(@bfd); clear(@sock); clear(@holder); clear(@out); clear(@flushed); clear(@pend); clear(@n);
+  clear(@engine);
+}
 `;
 }

@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  ADOPT_SIGNAL,
   bpftraceScript,
   FLUSH_MS,
   NUDGE_PID,
@@ -16,7 +17,7 @@ import { readLines } from "../infra/lines.ts";
 import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import { monotonicNs } from "../infra/libc.ts";
+import { libc, monotonicNs } from "../infra/libc.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
 
@@ -122,6 +123,12 @@ export class BpftraceSource implements SocketEventSource {
   /** Resolves when the probes are attached. */
   get ready(): Promise<void> {
     return this.#ready;
+  }
+
+  /** Follow processes a scan found holding sockets: kill(pid, 0) from this process marks each (ADOPT_SIGNAL). */
+  adopt(pids: Iterable<number>): void {
+    const { kill } = libc();
+    for (const pid of pids) if (pid > 0) kill(pid, ADOPT_SIGNAL);
   }
 
   /** Spawn bpftrace and wait until it is attached. */

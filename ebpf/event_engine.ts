@@ -11,6 +11,7 @@ import type { EnvSource } from "../infra/env.ts";
 import { Pipeline, type PipelineConfig } from "../pipeline/pipeline.ts";
 import { netnsInode } from "../pipeline/scope/identity.ts";
 import { SocketLedger } from "./ledger.ts";
+import type { PortRef } from "./ledger_index.ts";
 import { EndHold } from "./reorder.ts";
 import type { SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
@@ -81,7 +82,16 @@ export class EventEngine {
         this.ledger.seed(netns, sockets, (inode) => owners.get(inode) ?? []);
         await this.#observe(netns);
       }
+      this.#adoptHolders();
     });
+  }
+
+  /** The source follows the holders a scan found (they opened their sockets before it could see them). */
+  #adoptHolders(): void {
+    if (!this.options.source.adopt) return;
+    const pids = new Set<number>();
+    for (const s of this.ledger.sockets()) for (const pid of s.pids) pids.add(pid);
+    this.options.source.adopt(pids);
   }
 
   /** Serialise work that reports, so events leave in the order they were seen. */
@@ -128,8 +138,11 @@ export class EventEngine {
   /** Apply one event now (state), report its changes in order (I/O). */
   #apply = (e: SocketEvent): void => {
     if (this.#stopped && this.#shutDown) return;
-    const touched = this.ledger.apply(e, this.#own);
-    if (e.kind === "exit" && touched.length > 0) this.#scheduleExitCheck();
+    const sockets = this.ledger.size;
+    this.ledger.apply(e, this.#own);
+    // An exit that closed sockets (their last known holder): a scan a moment later checks that none lives on in
+    // a holder the events did not show.
+    if (e.kind === "exit" && this.ledger.size < sockets) this.#scheduleExitCheck();
     this.#track();
     // A holder closed one of its copies of a socket, or exec'd (its close-on-exec fds went without a close):
     // what it holds now is read from /proc, one process's fds (dup'ed fds are not in the events).
@@ -149,17 +162,20 @@ export class EventEngine {
     const now = Date.now();
     const tracker = this.pipeline.tracker;
     for (const ref of this.ledger.touched) {
-      const changes = tracker.observePort(ref.netns, ref, this.ledger.observationOf(ref), now);
-      if (changes.length > 0) {
-        this.#pending.push({ netns: ref.netns, changes });
-        this.#pendingChanges += changes.length;
+      const o = this.ledger.observationOf(ref);
+      if (o && tracker.isSteady(ref.netns, ref)) {
+        // Still open: at most a change of holders or addresses, decided when the batch leaves, so that a fork
+        // whose child exec'd or closed its copy at once (a server starting a subprocess) is no change at all.
+        this.#steady.set(`${ref.netns}/${ref.proto}/${ref.port}/${ref.containerId ?? ""}`, ref);
+        continue;
       }
+      this.#decided(tracker.observePort(ref.netns, ref, o, now));
     }
     if (tracker.graceMs > 0) this.#scheduleTick();
     if (this.#pendingChanges >= FLUSH_MAX_CHANGES) {
       // Full: this batch goes now (behind what is already queued); the next one gathers afresh.
       this.#flush();
-    } else if (this.#pending.length > 0 && !this.#flushQueued) {
+    } else if ((this.#pending.length > 0 || this.#steady.size > 0) && !this.#flushQueued) {
       // A few milliseconds of gathering turn a storm of binds into a few batches (one snapshot write and one
       // delivery each) at a cost well below the 50 ms the engine allows itself from bind to listener.
       this.#flushQueued = true;
@@ -171,6 +187,14 @@ export class EventEngine {
     }
   }
 
+  #decided(changes: PortChange[]): void {
+    if (changes.length === 0) return;
+    this.#pending.push({ netns: changes[0].port.netns, changes });
+    this.#pendingChanges += changes.length;
+  }
+
+  /** Ports that stayed open whose holders or addresses may have changed, by port: decided at the flush. */
+  #steady = new Map<string, PortRef>();
   #pending: { netns: number; changes: PortChange[] }[] = [];
   #tickTimer?: ReturnType<typeof setTimeout>;
 
@@ -194,7 +218,7 @@ export class EventEngine {
    * the sink, in the snapshot's outbox). Held ending events stay held.
    */
   async flushNow(): Promise<void> {
-    if (this.#pending.length > 0) this.#flush();
+    if (this.#pending.length > 0 || this.#steady.size > 0) this.#flush();
     await this.#chain;
   }
 
@@ -204,6 +228,13 @@ export class EventEngine {
    */
   #flush(): void {
     this.#flushQueued = false;
+    if (this.#steady.size > 0) {
+      const now = Date.now();
+      for (const ref of this.#steady.values()) {
+        this.#decided(this.pipeline.tracker.observePort(ref.netns, ref, this.ledger.observationOf(ref), now));
+      }
+      this.#steady.clear();
+    }
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingChanges = 0;
@@ -268,6 +299,7 @@ export class EventEngine {
           else drift += d;
           if (d > 0) await this.#observe(netns);
         }
+        this.#adoptHolders();
         this.stats.reconciles++;
         this.stats.drift += drift;
         this.stats.lost = this.options.source.lost;
@@ -313,7 +345,7 @@ export class EventEngine {
     await this.options.source.stop();
     this.#hold.flush(); // the source has ended: nothing older can come
     this.#shutDown = true;
-    if (this.#pending.length > 0) this.#flush(); // decided, not yet reported: before the shutdown closes
+    if (this.#pending.length > 0 || this.#steady.size > 0) this.#flush(); // before the shutdown closes
     await this.#chain;
     return await this.pipeline.shutdown();
   }

@@ -29,6 +29,12 @@ export interface SocketEventSource {
    * a socket or a process this long, so that an older open (or fork) still comes first. 0 or absent: in order.
    */
   readonly reorderMs?: number;
+  /**
+   * The engine found, by scanning, that these processes hold sockets (they opened them before the source
+   * started, or the events missed it): a source that follows only the holders it saw open should follow these
+   * too (their forks, closes, execs and exits). Absent: the source follows every process anyway.
+   */
+  adopt?(pids: Iterable<number>): void;
   /** Events the kernel or the tool reported lost (a reason to reconcile). */
   readonly lost: number;
   /** Stop the source and wait for it. */

@@ -82,6 +82,11 @@ export class SocketLedger {
     this.#ix.unwatch(keys);
   }
 
+  /** How many sockets are live. */
+  get size(): number {
+    return this.#ix.size;
+  }
+
   /** Live sockets, optionally of one namespace. */
   sockets(netns?: number): LiveSocket[] {
     return this.#ix.sockets(netns);

@@ -74,6 +74,11 @@ export class SocketIndex {
     return this.#sockets.get(key);
   }
 
+  /** How many sockets are live. */
+  get size(): number {
+    return this.#sockets.size;
+  }
+
   /** The key of the socket `pid:fd` is known to hold. */
   keyOfFd(pidFd: string): string | undefined {
     return this.#byFd.get(pidFd);

@@ -22,6 +22,7 @@ const SYMBOLS = {
   // the path is a pointer so that a dirent's d_name can be passed without copying it
   readlinkat: { parameters: ["i32", "pointer", "buffer", "usize"], result: "isize" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -134,6 +134,12 @@ export class PortTracker {
     return [{ kind: "close", port: { ...prev, pids: [] } }];
   }
 
+  /** True when the port is tracked open with no close pending: an update to it can only be a change. */
+  isSteady(netns: number, ref: { proto: string; port: number; containerId?: string | null }): boolean {
+    const p = this.#ports.get(trackKey(netns, ref.proto, ref.port, ref.containerId));
+    return p !== undefined && p.closeAt === undefined;
+  }
+
   /** Closes whose grace has run out by `now`. */
   tick(now: number): PortChange[] {
     const changes: PortChange[] = [];
