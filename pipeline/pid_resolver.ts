@@ -1,10 +1,22 @@
 /**
- * Which processes hold a socket, kept exact from scan to scan at little cost: {@link PidResolver}. The /proc
+ * Which processes hold a socket, kept exact from scan to scan: {@link PidResolver}. The /proc
  * reading itself is in proc_walk.ts.
  * @module
  */
 import { libc, LibcUnavailableError } from "../infra/libc.ts";
-import { fdCount, type InodePids, readLastPid, readPid, walkFfi, walkPure } from "./proc_walk.ts";
+import {
+  fdCount,
+  fdIsSocket,
+  type InodePids,
+  readLastPid,
+  readPid,
+  schedSignature,
+  walkFfi,
+  walkPure,
+} from "./proc_walk.ts";
+
+/** From this many held sockets on, a holder is first asked whether it ran at all (see schedSignature). */
+const SCHED_CHECK_FROM = 8;
 
 /** What a process is, from /proc/<pid>/{comm,cmdline,status}. */
 export interface ProcInfo {
@@ -38,22 +50,26 @@ interface Entry {
 /** A process that holds cached sockets: how many fds it had when its fds were last read, and which it holds. */
 interface Holding {
   fds: number;
-  inodes: Set<number>;
+  /** The cached inodes it holds, each with the fds it holds it through (empty: not read yet). */
+  inodes: Map<number, number[]>;
+  /** Its threads' scheduler counters when its fds were last found as cached (see schedSignature). */
+  sched?: string;
 }
 
 /**
- * inode -> pids, kept exact from one call to the next at the cost of one stat per holding process.
+ * inode -> pids, kept exact from one call to the next.
  *
  * `resolve()` answers known inodes from its cache, which it keeps true:
- * - a holder that closed an fd, exec'd (close-on-exec fds) or exited: the number of open fds of each holding
- *   process (the size of /proc/<pid>/fd, one stat) is compared with the last read; when it changed, that process's
- *   fds are read again. Gone processes drop out.
+ * - a holder that closed its copy, exec'd (close-on-exec fds) or exited: each holding process's number of open
+ *   fds (the size of /proc/<pid>/fd, one stat) is compared with the last read, and each cached socket it holds
+ *   is checked through the fd it holds it by (one readlink: a process that closed a socket and opened another
+ *   file in between has as many fds as before); on any difference that process's fds are read again. Gone
+ *   processes drop out.
  * - a new process that inherited a socket (fork): a new pid was handed out since the last call (the last field of
  *   /proc/loadavg, one small read) means /proc is listed and the fds of the pids not seen before are read.
  * - inodes it does not know: /proc is walked for them (as a first call does).
- * Not seen until the socket's entry is walked again (it is after `maxIdleCalls` calls without it, or when its
- * holders all go): a process that receives a socket over a unix socket (SCM_RIGHTS) or through pidfd_getfd, and
- * one that closes a socket and opens another file between two calls, leaving its number of fds unchanged.
+ * Not seen until the socket's entry is walked again (after `maxIdleCalls` calls without it, or when its holders
+ * all go): an existing process that receives a socket over a unix socket (SCM_RIGHTS) or through pidfd_getfd.
  */
 export class PidResolver {
   /** The walker in use. */
@@ -99,7 +115,8 @@ export class PidResolver {
 
   /** The socket inodes `pid` holds now, or undefined when it is gone (or its fds cannot be read). */
   socketsOf(pid: number): Set<number> | undefined {
-    return readPid(pid, this.#proc)?.inodes;
+    const read = readPid(pid, this.#proc);
+    return read && new Set(read.inodes.keys());
   }
 
   /** The pids holding each of `inodes` (an empty list when none is found: another pid namespace, or in flight). */
@@ -144,9 +161,9 @@ export class PidResolver {
     if (!h) {
       const fds = fdCount(pid, this.#proc);
       if (fds === undefined) return false;
-      this.#holders.set(pid, h = { fds, inodes: new Set() });
+      this.#holders.set(pid, h = { fds, inodes: new Map() });
     }
-    h.inodes.add(inode);
+    h.inodes.set(inode, []); // through which fds: read at the first check
     return true;
   }
 
@@ -154,8 +171,8 @@ export class PidResolver {
   #followHolders(): void {
     if (this.#cache.size === 0) return;
     for (const [pid, h] of this.#holders) {
-      const fds = fdCount(pid, this.#proc);
-      if (fds === h.fds) continue;
+      if (fdCount(pid, this.#proc) === h.fds && this.#stillHolds(pid, h)) continue;
+      h.sched = undefined;
       this.stats.rereads++;
       this.#reread(pid, h);
     }
@@ -167,13 +184,13 @@ export class PidResolver {
       if (before.has(pid)) continue;
       const read = readPid(pid, this.#proc);
       if (!read) continue;
-      for (const inode of read.inodes) {
+      for (const [inode, through] of read.inodes) {
         const e = this.#cache.get(inode);
         if (!e || e.pids.includes(pid)) continue;
         e.pids = [...e.pids, pid].sort((a, b) => a - b);
         let h = this.#holders.get(pid);
-        if (!h) this.#holders.set(pid, h = { fds: read.fds, inodes: new Set() });
-        h.inodes.add(inode);
+        if (!h) this.#holders.set(pid, h = { fds: read.fds, inodes: new Map() });
+        h.inodes.set(inode, through);
       }
     }
   }
@@ -181,7 +198,7 @@ export class PidResolver {
   /** Read `pid`'s fds again: it no longer holds what it closed, and holds what it gained of the cached inodes. */
   #reread(pid: number, h: Holding): void {
     const read = readPid(pid, this.#proc);
-    for (const inode of h.inodes) {
+    for (const inode of h.inodes.keys()) {
       if (read?.inodes.has(inode)) continue;
       const e = this.#cache.get(inode);
       if (e) e.pids = e.pids.filter((p) => p !== pid);
@@ -192,13 +209,32 @@ export class PidResolver {
       return;
     }
     h.fds = read.fds;
-    for (const inode of read.inodes) {
+    for (const [inode, through] of read.inodes) {
       const e = this.#cache.get(inode);
-      if (!e || h.inodes.has(inode)) continue;
-      h.inodes.add(inode);
+      if (!e) continue;
+      h.inodes.set(inode, through);
       if (!e.pids.includes(pid)) e.pids = [...e.pids, pid].sort((a, b) => a - b);
     }
     if (h.inodes.size === 0) this.#holders.delete(pid);
+  }
+
+  /**
+   * Whether `pid` still holds each of its cached sockets through the fds it held it by (one readlink each): a
+   * process that closed a socket and opened another file between two calls has as many fds as before.
+   */
+  #stillHolds(pid: number, h: Holding): boolean {
+    // A holder of many sockets that has not run since they were checked has not touched its fds: one look at
+    // its threads instead of a readlink per socket.
+    const sched = h.inodes.size >= SCHED_CHECK_FROM ? schedSignature(pid, this.#proc) : undefined;
+    if (sched !== undefined && sched === h.sched) return true;
+    for (const [inode, through] of h.inodes) {
+      if (through.length === 0) return false; // not read yet
+      let held = false;
+      for (const fd of through) if ((held = fdIsSocket(pid, fd, inode, this.#proc))) break;
+      if (!held) return false;
+    }
+    h.sched = sched; // read before the checks: a change after them shows next time
+    return true;
   }
 
   /** List /proc's pids (remembered, to find new ones later). */

@@ -158,6 +158,36 @@ for (const walker of WALKERS) {
   });
 }
 
+for (const [walker, count] of [["ffi", 1], ["pure", 1], ["ffi", 6]] as const) {
+  Deno.test({
+    name:
+      `PidResolver (${walker}): a holder of ${2 * count} sockets that closes them and opens as many files ` +
+      `drops out (${count > 1 ? "it ran: its threads' scheduler counters moved" : "a readlink per socket"})`,
+    ignore: skipIf(noPython, `PidResolver ${walker} swap ${count}`),
+    async fn() {
+      const h = await Holder.start({
+        sockets: [{ proto: "tcp", host: "127.0.0.1", count }, { proto: "udp", host: "::1", count }],
+      });
+      try {
+        const inodes = h.report.sockets.map((s) => s.inode);
+        const r = new PidResolver({ walker });
+        for (const pids of r.resolve(inodes).values()) assert.deepEqual(pids, [h.pid]);
+        r.resolve(inodes); // the fds each socket is held through are known from here on
+        r.resolve(inodes); // and, the holder idle, its threads' scheduler counters
+        const rereads = r.stats.rereads;
+        r.resolve(inodes);
+        assert.equal(r.stats.rereads, rereads, "an idle holder is not read again");
+        await h.swapSockets();
+        // the same number of fds, and the same fd numbers, now files: each held fd is checked
+        for (const pids of r.resolve(inodes).values()) assert.deepEqual(pids, []);
+        assert.equal(r.stats.walks, 1);
+      } finally {
+        await h.close();
+      }
+    },
+  });
+}
+
 Deno.test({
   name: "PidResolver: cache hits skip the walk; unknown inodes are negative-cached; idle entries are dropped",
   ignore: skipIf(noPython, "PidResolver cache"),

@@ -121,6 +121,33 @@ export function fdCount(pid: number, proc: string): number | undefined {
   }
 }
 
+/**
+ * What the scheduler says of each thread of `pid` (/proc/<pid>/task/<tid>/schedstat: time on the CPU, time
+ * waiting, times switched in), all threads together; undefined when gone. The same text twice means no thread of
+ * it was switched in, or ran a tick, in between: it cannot have changed its fds.
+ */
+export function schedSignature(pid: number, proc: string): string | undefined {
+  const dir = `${proc}/${pid}/task`;
+  try {
+    let out = "";
+    for (const t of Deno.readDirSync(dir)) {
+      out += `${t.name}:${Deno.readTextFileSync(`${dir}/${t.name}/schedstat`)}`;
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when fd `fd` of `pid` is still socket `inode` (one readlink). */
+export function fdIsSocket(pid: number, fd: number, inode: number, proc: string): boolean {
+  try {
+    return Deno.readLinkSync(`${proc}/${pid}/fd/${fd}`) === `${SOCKET_PREFIX}${inode}]`;
+  } catch {
+    return false;
+  }
+}
+
 /** The last pid handed out (the last field of /proc/loadavg): it moves on every fork. */
 export function readLastPid(proc: string): string {
   try {
@@ -131,10 +158,16 @@ export function readLastPid(proc: string): string {
   }
 }
 
-/** The socket inodes `pid` holds and its number of fds, or undefined when it is gone or not ours to read. */
-export function readPid(pid: number, proc: string): { fds: number; inodes: Set<number> } | undefined {
+/**
+ * The socket inodes `pid` holds (each with the fds it holds it through) and its number of fds, or undefined when
+ * it is gone or not ours to read.
+ */
+export function readPid(
+  pid: number,
+  proc: string,
+): { fds: number; inodes: Map<number, number[]> } | undefined {
   const dir = `${proc}/${pid}/fd`;
-  const inodes = new Set<number>();
+  const inodes = new Map<number, number[]>();
   let fds = 0;
   try {
     for (const fd of Deno.readDirSync(dir)) {
@@ -145,7 +178,11 @@ export function readPid(pid: number, proc: string): { fds: number; inodes: Set<n
       } catch {
         continue; // closed meanwhile
       }
-      if (link.startsWith(SOCKET_PREFIX)) inodes.add(Number(link.slice(SOCKET_PREFIX.length, -1)));
+      if (!link.startsWith(SOCKET_PREFIX)) continue;
+      const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
+      const through = inodes.get(inode);
+      if (through) through.push(Number(fd.name));
+      else inodes.set(inode, [Number(fd.name)]);
     }
   } catch {
     return undefined;

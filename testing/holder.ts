@@ -103,6 +103,10 @@ for line in sys.stdin:
     if cmd == "close":
         for s in keep: s.close()
         print(json.dumps({"closed": len(keep)}), flush=True)
+    if cmd == "swap":
+        for s in keep: s.close()
+        files = [open("/dev/null") for _ in keep]
+        print(json.dumps({"swapped": len(files)}), flush=True)
     if cmd == "fork":
         child = os.fork()
         if child == 0:
@@ -158,6 +162,11 @@ export class Holder {
   /** The holder (the parent) closes its copies of every socket and stays; a forked child keeps its own. */
   async closeSockets(): Promise<void> {
     await this.#ask("close");
+  }
+
+  /** Close every socket and open as many files in their place: the same number of fds, the same fd numbers. */
+  async swapSockets(): Promise<void> {
+    await this.#ask("swap");
   }
 
   /** Fork now: the child holds every socket the parent holds; returns its pid (killed by close()). */
