@@ -39,17 +39,30 @@ import { type PortChange, PortTracker } from "./tracker.ts";
 
 const log = getLogger(["portwatch", "watcher"]);
 
-/** The settings the pipeline reads (the watcher's configuration has them all). */
+/** The settings the pipeline reads (the watcher's configuration extends them). */
 export interface PipelineConfig {
+  /** Which socket source scans (USE_PROC). */
   backend: Backend;
+  /** Only these ports (WATCH_PORTS); unset: all. */
   ports?: PortSet;
+  /** A port back within this many ms after vanishing emits no close (CLOSE_GRACE_MS). */
   graceMs: number;
+  /** State kept across restarts (SNAPSHOT_PATH). */
   snapshotPath: string;
+  /** Log the holders of each new or changed port (VERBOSE_LSOF). */
   verbose: boolean;
+  /** Watch every network namespace on the host (WATCH_SCOPE=host / --all-netns). */
   allNetns: boolean;
+  /** How long shutdown waits for delivery before leaving events in the spool. */
   shutdownTimeoutMs: number;
+  /**
+   * Where containers' names, images and compose labels are read (CONTAINER_STATE_DIRS; default: Docker's,
+   * containerd's and containers/storage's state directories, here and under /host). Unset: the defaults.
+   */
   containerStateDirs?: string[];
+  /** A file holding the host's name, read when pid 1's is hidden (HOST_NAME_FILE); null: none. */
   hostNameFile?: string | null;
+  /** Report runtime-owned sockets (Docker's embedded DNS) as the container's ports (REPORT_RUNTIME_SOCKETS). */
   reportRuntimeSockets?: boolean;
 }
 

@@ -22,40 +22,23 @@ import {
   stateDirsFrom,
 } from "../pipeline/scope/attribution_settings.ts";
 import type { Backend } from "../sources/open_source.ts";
+import type { PipelineConfig } from "../pipeline/pipeline.ts";
 
 /** Which socket source to use. */
 export type { Backend };
 
-/** Everything the polling watcher needs. */
-export interface WatcherConfig {
+/** Everything the polling watcher needs: the pipeline's settings and the scan loop's. */
+export interface WatcherConfig extends PipelineConfig {
   intervalMs: number;
   burstScans: number;
   burstDelayMs: number;
   /** Spread a cycle's scans over SCAN_INTERVAL (default) instead of clustering them as the seed did. */
   burstSpread: boolean;
-  backend: Backend;
-  ports?: PortSet;
-  graceMs: number;
-  snapshotPath: string;
-  verbose: boolean;
-  /** Watch every network namespace on the host (WATCH_SCOPE=host / --all-netns). */
-  allNetns: boolean;
-  /** How long shutdown waits for delivery before leaving events in the spool. */
-  shutdownTimeoutMs: number;
   logLevel: "debug" | "info" | "warning" | "error";
   /** Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics; unset: no endpoint. */
   metricsPort?: number;
   /** Address the metrics endpoint binds (default 127.0.0.1). */
   metricsHost?: string;
-  /**
-   * Where containers' names, images and compose labels are read (CONTAINER_STATE_DIRS; default: Docker's,
-   * containerd's and containers/storage's state directories, here and under /host). Unset: the defaults.
-   */
-  containerStateDirs?: string[];
-  /** A file holding the host's name, read when pid 1's is hidden (HOST_NAME_FILE); null: none. */
-  hostNameFile?: string | null;
-  /** Report runtime-owned sockets (Docker's embedded DNS) as the container's ports (REPORT_RUNTIME_SOCKETS). */
-  reportRuntimeSockets?: boolean;
 }
 
 /** Where the metrics endpoint binds unless METRICS_HOST says otherwise. */
