@@ -186,7 +186,7 @@ export function renderTimeline(/** @type {View} */ view) {
     empty.hidden = false;
     empty.textContent = "No recent event matches the filters.";
   } else {
-    empty.textContent = "No opens or closes yet.";
+    empty.textContent = "No opens, changes or closes yet.";
   }
   $("timeline-summary").textContent = !view.loaded
     ? ""
