@@ -9,7 +9,7 @@
  * (unshare(CLONE_FILES)) is not seen; pids are those of the pid namespace the /proc mount belongs to.
  * @module
  */
-import { cstr, type Libc, libc, type LibcUnavailableError } from "../infra/libc.ts";
+import { cstr, type Libc, libc } from "../infra/libc.ts";
 
 /** inode -> pids holding it (ascending). */
 export type InodePids = Map<number, number[]>;
@@ -69,7 +69,7 @@ export function walkPure(want?: ReadonlySet<number>, proc = "/proc"): InodePids 
 
 /**
  * Walk `proc` through libc (opendir, readdir64, readlinkat); the same answer as {@link walkPure}. Throws
- * {@link LibcUnavailableError} without FFI.
+ * LibcUnavailableError (infra/libc.ts) without FFI.
  */
 export function walkFfi(want?: ReadonlySet<number>, proc = "/proc"): InodePids {
   const c: Libc = libc();

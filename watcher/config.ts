@@ -14,7 +14,7 @@ import {
   parsePort,
   parseSecondsMs,
 } from "../infra/env.ts";
-import { parsePortList, type PortSet } from "../infra/port_list.ts";
+import { parsePortList } from "../infra/port_list.ts";
 import { DEFAULT_SNAPSHOT_PATH } from "../pipeline/snapshot.ts";
 import {
   DEFAULT_HOST_NAME_FILE,
