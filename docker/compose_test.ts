@@ -13,6 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { envOf } from "../infra/env.ts";
+import { waitUntil } from "../infra/wait.ts";
 import { loadConfig } from "../listener/config.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
 import { deliveryConfigFromEnv } from "../delivery/delivery_config.ts";
@@ -358,11 +359,12 @@ Deno.test("healthchecks: the listener's script is a file of the image and answer
     }).spawn();
     try {
       let last = { code: -1, stdout: "", stderr: "" };
-      for (let i = 0; i < 100 && last.code !== 0; i++) {
-        last = await run(check);
-        if (last.code !== 0) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(last.code, 0, `${LISTENER}: ${check.join(" ")}: ${last.stderr}`);
+      await waitUntil(
+        () => `${LISTENER}: ${check.join(" ")} to succeed (last: ${last.stderr.trim()})`,
+        async () => (last = await run(check)).code === 0,
+        10_000,
+        100,
+      );
     } finally {
       child.kill("SIGTERM");
       await child.stderr.cancel();

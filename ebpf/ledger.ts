@@ -140,7 +140,9 @@ export class SocketLedger {
         return this.#fork(e);
       case "exec":
         this.#ends.remember(`exec:${e.pid}`, e.kts);
-        this.#markRecheck(e.pid);
+        // Only a process that holds known sockets has anything to check (a tree of processes under a holder
+        // execs often, holding nothing).
+        if (this.recheck.has(e.pid) || this.#ix.heldBy(e.pid).length > 0) this.#markRecheck(e.pid);
         return [];
       case "exit": {
         // The exiting process lets go of its fds; sockets it alone held (as far as we know) close.

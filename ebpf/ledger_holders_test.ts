@@ -248,3 +248,12 @@ Deno.test("SocketLedger holders: Tracee's fd-only closes follow dups; the socket
   assert.deepEqual(l.apply({ ts: 0, kind: "close", pid: C, fd: 0 }, NS), [NS]);
   assert.deepEqual(l.sockets(), []);
 });
+
+Deno.test("SocketLedger holders: an exec of a process that holds no known socket asks for nothing", () => {
+  const l = new SocketLedger();
+  l.apply(listen(P, 1, 80, 10), NS);
+  l.apply(exec(C, 20), NS); // a process of the tree under a holder, holding nothing
+  assert.deepEqual([...l.recheck], []);
+  l.apply(exec(P, 30), NS);
+  assert.deepEqual([...l.recheck], [P]);
+});
