@@ -3,7 +3,6 @@
  * closed; on command they fork (the child keeps every socket) or close their own copies.
  * @module
  */
-import type { NetNs } from "./netns.ts";
 import { endReporter, startReporter, withDeadline } from "./process.ts";
 
 /** One kind of socket a holder opens. */
@@ -115,6 +114,11 @@ for line in sys.stdin:
 os._exit(0)
 `;
 
+/** Where a holder runs: a namespace that prefixes commands to run inside it (testing/netns.ts's NetNs). */
+export interface InNamespace {
+  wrap(cmd: string[]): string[];
+}
+
 /** A python3 process holding sockets open until {@link Holder.close}. */
 export class Holder {
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
@@ -141,7 +145,7 @@ export class Holder {
   #stdout: ReadableStreamDefaultReader<string>;
 
   /** Start a holder (inside `netns` when given) and wait (with a deadline) for its report. */
-  static async start(spec: HolderSpec, netns?: NetNs, timeoutMs = 20_000): Promise<Holder> {
+  static async start(spec: HolderSpec, netns?: InNamespace, timeoutMs = 20_000): Promise<Holder> {
     const cmd = ["python3", "-c", HOLDER_PY, JSON.stringify(spec)];
     const full = netns ? netns.wrap(cmd) : cmd;
     const r = await startReporter<HolderReport>(full, "socket holder", timeoutMs, true);
