@@ -99,7 +99,8 @@ export const REORDER_MS = 2 * FLUSH_MS + 20;
  *     U  t pid sk port netns                                a TCP socket left LISTEN
  *     C  t pid fd sk ino last                               a holder closed an fd of a tracked socket (or
  *                                                           dup2/dup3'd over it); last: 1 when that was the
- *                                                           socket's last reference, else 0
+ *                                                           socket's last reference, else 0 (a TCP
+ *                                                           listener's last close has none: U ends it)
  *     F  t pid child                                        a holder forked (child: the new process)
  *     E  t pid                                              a holder exec'd
  *     X  t pid                                              a holder exited
@@ -148,8 +149,11 @@ export function bpftraceScript(kernelRelease: string): string {
   if ($sk != 0 && (@sock[$sk] || (${isPort}))) {
     $last = $f->${ref.expr} == ${ref.lastRef} ? 1 : 0;
     if ($last) { delete(@sock[$sk]); }
-    printf("C %llu %d %d %p %lu %d${end}", nsecs, pid, ${fd}, $sk, $f->f_inode->i_ino, $last);
-    ${flush}
+    // A TCP listener's last reference: its LISTEN -> CLOSE transition (U) ends it, no record needed.
+    if (!$last || $sk->sk_protocol != 6) {
+      printf("C %llu %d %d %p %lu %d${end}", nsecs, pid, ${fd}, $sk, $f->f_inode->i_ino, $last);
+      ${flush}
+    }
   }`;
   // dup2/dup3 close newfd only when they succeed: oldfd open and not newfd (dup2(fd, fd) closes nothing).
   const oldOpen = `
