@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { type PortRef, SocketLedger } from "./ledger.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import type { ListeningSocket } from "../sources/socket.ts";
+import { scannedSocket as scanned } from "./testing/socket_events.ts";
 
 const NS = 7;
 const P = 100; // the parent
@@ -43,14 +43,6 @@ const fork = (pid: number, childPid: number, kts?: number): SocketEvent => ({
 });
 const exec = (pid: number, kts?: number): SocketEvent => ({ ts: 0, kts, kind: "exec", pid });
 const exit = (pid: number, kts?: number): SocketEvent => ({ ts: 0, kts, kind: "exit", pid });
-const scanned = (inode: number, port: number): ListeningSocket => ({
-  proto: "tcp",
-  family: 4,
-  addr: "0.0.0.0",
-  port,
-  inode,
-  uid: 0,
-});
 
 const pidsOf = (l: SocketLedger, port: number) => l.observationOf({ netns: NS, proto: "tcp", port })?.pids;
 const ports = (refs: PortRef[]) => [...new Set(refs.map((r) => r.port))];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SocketLedger } from "./ledger.ts";
 import type { SocketEvent } from "./socket_event.ts";
-import type { ListeningSocket } from "../sources/socket.ts";
+import { scannedSocket as scanned } from "./testing/socket_events.ts";
 
 const NS = 7;
 const listen = (inode: number, port: number, sk: string): SocketEvent => ({
@@ -16,14 +16,6 @@ const listen = (inode: number, port: number, sk: string): SocketEvent => ({
   family: 4,
   addr: "0.0.0.0",
   netns: NS,
-});
-const scanned = (inode: number, port: number): ListeningSocket => ({
-  proto: "tcp",
-  family: 4,
-  addr: "0.0.0.0",
-  port,
-  inode,
-  uid: 0,
 });
 
 Deno.test("SocketLedger: an unlisten removes its socket by sk, and only that one", () => {

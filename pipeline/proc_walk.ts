@@ -45,24 +45,9 @@ export function walkPure(want?: ReadonlySet<number>, proc = "/proc"): InodePids 
     if (c < 48 || c > 57) continue;
     const pid = Number(entry.name);
     if (!Number.isInteger(pid)) continue;
-    const dir = `${proc}/${pid}/fd`;
-    let fds: Iterable<Deno.DirEntry>;
-    try {
-      fds = Deno.readDirSync(dir);
-      for (const fd of fds) {
-        let link: string;
-        try {
-          link = Deno.readLinkSync(`${dir}/${fd.name}`);
-        } catch {
-          continue; // closed meanwhile
-        }
-        if (!link.startsWith(SOCKET_PREFIX)) continue;
-        const inode = Number(link.slice(SOCKET_PREFIX.length, -1));
-        if (want === undefined || want.has(inode)) add(out, inode, pid);
-      }
-    } catch {
-      continue; // gone, or not ours to read
-    }
+    const read = readPid(pid, proc); // undefined: gone, or not ours to read
+    if (!read) continue;
+    for (const inode of read.inodes.keys()) if (want === undefined || want.has(inode)) add(out, inode, pid);
   }
   return sorted(out);
 }

@@ -3,6 +3,7 @@
  * @module
  */
 import type { SocketEvent } from "../socket_event.ts";
+import type { ListeningSocket } from "../../sources/socket.ts";
 import { netnsInode } from "../../pipeline/scope/identity.ts";
 
 /**
@@ -29,4 +30,15 @@ export function listenEvent(port: number, kts: number, over: Partial<SocketEvent
     netns: netnsInode(),
     ...over,
   };
+}
+
+/**
+ * A listening TCP socket on 0.0.0.0 as a scan reports it, for reconcile and seed tests.
+ * @example
+ * ```ts
+ * ledger.seed(netns, [scannedSocket(1, 80)], () => [4242]);
+ * ```
+ */
+export function scannedSocket(inode: number, port: number): ListeningSocket {
+  return { proto: "tcp", family: 4, addr: "0.0.0.0", port, inode, uid: 0 };
 }
