@@ -94,7 +94,7 @@ export class PortTracker {
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
       this.#ports.set(key, port);
-      changes.push({ kind: "open", port });
+      changes.push({ kind: "open", port: { ...port } });
     }
     for (const [key, port] of this.#ports) {
       if (port.netns !== netns || present.has(key) || port.closeAt !== undefined) continue;
@@ -123,7 +123,9 @@ export class PortTracker {
       }
       const port: TrackedPort = { ...o, netns, since: now, seen: now, lastPids: o.pids };
       this.#ports.set(key, port);
-      return [{ kind: "open", port }];
+      // A copy: a change before this open is reported (a fork, a close: event engines decide several in one
+      // batch) updates the tracked port, and must not rewrite what the open said.
+      return [{ kind: "open", port: { ...port } }];
     }
     if (!prev || prev.closeAt !== undefined) return [];
     if (this.graceMs > 0) {

@@ -126,3 +126,20 @@ Deno.test("PortTracker.observePort: one port at a time (event engines), with and
   assert.deepEqual(kinds(g.tick(159)), []);
   assert.deepEqual(kinds(g.tick(160)), ["close 80"]);
 });
+
+Deno.test("PortTracker: an open keeps its holders when a change follows before it is reported", () => {
+  for (const via of ["observePort", "observe"] as const) {
+    const t = new PortTracker();
+    const opened = via === "observePort"
+      ? t.observePort(1, obs(80), obs(80, [10]), 0)
+      : t.observe(1, [obs(80)], 0);
+    // a fork whose parent then closed its copy, decided in the same batch (event engines) or the next scan
+    const changed = t.observePort(1, obs(80), obs(80, [11]), 1);
+    assert.deepEqual(opened.map((c) => [c.kind, c.port.pids]), [["open", [10]]], via);
+    assert.deepEqual(
+      changed.map((c) => [c.kind, c.port.pids, c.port.lastPids]),
+      [["change", [11], [11]]],
+      via,
+    );
+  }
+});
