@@ -8,7 +8,7 @@
  * @module
  */
 import { bpftraceScript, RS } from "../ebpf/bpftrace_script.ts";
-import { ensureTracefs } from "../ebpf/bpftrace_source.ts";
+import { ensureTracefs } from "../ebpf/tracefs.ts";
 import { parseArgs } from "node:util";
 
 const { values: flags } = parseArgs({ args: Deno.args, options: { post: { type: "string" } } });

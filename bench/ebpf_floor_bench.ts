@@ -17,7 +17,7 @@
 import { fileURLToPath } from "node:url";
 import { NetNs, netnsSkipReason } from "../testing/netns.ts";
 import { bpftraceScript } from "../ebpf/bpftrace_script.ts";
-import { ensureTracefs } from "../ebpf/bpftrace_source.ts";
+import { ensureTracefs } from "../ebpf/tracefs.ts";
 import { Proc } from "./procs.ts";
 import { waitUntil } from "../infra/wait.ts";
 import { Resources, startIn, startListener } from "./ns_bench.ts";

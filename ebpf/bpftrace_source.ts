@@ -18,6 +18,7 @@ import { parseBpftraceLine } from "./bpftrace_parse.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import type { SocketEvent } from "./socket_event.ts";
 import { libc, monotonicNs } from "../infra/libc.ts";
+import { ensureTracefs } from "./tracefs.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
 
@@ -38,15 +39,6 @@ const NOT_NEWLINE = /[^\n]/;
 /** Most output kept while waiting for a newline (the program prints one every FLUSH_MS while it has output). */
 const MAX_PENDING = 16 * 1024 * 1024;
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Run a command; a command that cannot be spawned (not installed) is a failure, not a throw. */
 async function run(cmd: string, args: string[]): Promise<{ success: boolean; stderr: string }> {
   try {
@@ -55,22 +47,6 @@ async function run(cmd: string, args: string[]): Promise<{ success: boolean; std
   } catch (e) {
     return { success: false, stderr: (e as Error).message };
   }
-}
-
-/** Make sure tracefs (and debugfs) are mounted; returns a problem or undefined. */
-export async function ensureTracefs(): Promise<string | undefined> {
-  if (exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")) {
-    return undefined;
-  }
-  const tries: [string, string][] = [["tracefs", "/sys/kernel/tracing"], ["debugfs", "/sys/kernel/debug"]];
-  const errors: string[] = [];
-  for (const [type, dir] of tries) {
-    const out = await run("mount", ["-t", type, "nodev", dir]);
-    if (!out.success) errors.push(`mount -t ${type} ${dir}: ${out.stderr}`);
-  }
-  return exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")
-    ? undefined
-    : `tracepoints are not reachable (${errors.join("; ")})`;
 }
 
 /** Start bpftrace; resolves once its probes are attached, or throws EngineUnavailableError saying why not. */

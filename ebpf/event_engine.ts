@@ -322,6 +322,31 @@ export class EventEngine {
     });
   }
 
+  #lostRunning = false;
+  #lostAgain = false;
+
+  /**
+   * The source lost events (its buffer was full): reconcile now, not at the next interval. One at a time; losses
+   * during one bring one more after it. The drift it finds is the loss's, not the probes' blind spots: counted
+   * in `lost`, not in drift.
+   */
+  #lostReconcile(): void {
+    this.stats.lost = this.options.source.lost;
+    if (this.#stopped) return;
+    if (this.#lostRunning) {
+      this.#lostAgain = true;
+      return;
+    }
+    this.#lostRunning = true;
+    this.reconcile(false).catch(() => {}).finally(() => {
+      this.#lostRunning = false;
+      if (this.#lostAgain) {
+        this.#lostAgain = false;
+        this.#lostReconcile();
+      }
+    });
+  }
+
   /** Process events until stop(); reconciles every reconcileMs. Resolves with why the source ended. */
   async run(): Promise<string> {
     const every = this.options.reconcileMs ?? 30_000;
@@ -330,6 +355,7 @@ export class EventEngine {
       return await this.options.source.run(
         this.#onEvent,
         () => this.#hold.holdLonger(Date.now() + this.#hold.holdMs),
+        () => this.#lostReconcile(),
       );
     } finally {
       clearInterval(this.#timer);

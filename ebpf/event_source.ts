@@ -1,18 +1,24 @@
-/** The interface every event-driven engine's source implements (bpftrace, Tracee). */
+/** The interface every event-driven engine's source implements (libbpf, bpftrace, Tracee). */
 import type { SocketEvent } from "./socket_event.ts";
 
 /** A running source of socket events. */
 export interface SocketEventSource {
-  /** "bpftrace" or "tracee", for logs. */
+  /** "libbpf", "bpftrace" or "tracee", for logs. */
   readonly name: string;
   /** Resolves once the probes are attached (events from now on are seen); rejects if the source failed. */
   readonly ready: Promise<void>;
   /**
    * Calls `onEvent` for each event, in order, until stopped; resolves with why it ended. A source whose events
    * can come out of order (reorderMs) calls `onBehind` when what it just handed over is older than that window
-   * assumes (it is draining a backlog): the engine then holds the ending events until it has caught up.
+   * assumes (it is draining a backlog): the engine then holds the ending events until it has caught up. A
+   * source that finds events lost (its buffer was full) calls `onLost` with its new total: the engine then
+   * reconciles at once instead of at its next interval.
    */
-  run(onEvent: (e: SocketEvent) => void, onBehind?: () => void): Promise<string>;
+  run(
+    onEvent: (e: SocketEvent) => void,
+    onBehind?: () => void,
+    onLost?: (lost: number) => void,
+  ): Promise<string>;
   /**
    * How long the engine gathers changes before reporting them together (ms; default 20): short for a source that
    * already hands its events over in batches; 0 reports what one read brought as soon as it is applied (no

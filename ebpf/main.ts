@@ -1,5 +1,5 @@
 /**
- * `deno task ebpf`: the event-driven watcher (Tracee, then bpftrace, then the polling fallback; see
+ * `deno task ebpf`: the event-driven watcher (libbpf, then Tracee, then bpftrace, then the polling fallback; see
  * start_engine.ts). Same delivery, spool, ids, snapshot and scope flags as `deno task watch`.
  * @module
  */
@@ -17,10 +17,11 @@ import type { MetricsServer } from "../infra/metrics.ts";
 /** `--help` text. */
 export const EBPF_USAGE = WATCHER_USAGE.replace("portwatch watcher", "portwatch ebpf watcher") + `
 eBPF settings:
-  EBPF_ENGINE       auto (Tracee, then bpftrace; default), tracee, or bpftrace
+  EBPF_ENGINE       auto (libbpf, then Tracee, then bpftrace; default), libbpf, tracee, or bpftrace
   EBPF_FALLBACK     1 (default): fall back to polling (source "fallback") when no eBPF engine can run
   EBPF_ONLY         1: exit with an error when no eBPF engine can run
   EBPF_RECONCILE    seconds between reconciliation scans (default 30)
+  EBPF_RING_KB      libbpf: the ring buffer's size in KiB, a power of two (default 1024)
   TRACE_EBPF_EVENTS Tracee events to trace; TRACEE_ARGS extra Tracee arguments
 `;
 

@@ -1,6 +1,7 @@
 /**
- * Engine choice, as the seed promised: Tracee, then bpftrace; with EBPF_FALLBACK=1 (default) the polling engine
- * (source "fallback") when neither can run, saying why; with EBPF_ONLY=1 a clear error instead. Used by
+ * Engine choice: portwatch's own programs through libbpf, then, as the seed promised, Tracee, then bpftrace; with
+ * EBPF_FALLBACK=1 (default) the polling engine (source "fallback") when none can run, saying why; with
+ * EBPF_ONLY=1 a clear error instead. `auto` says why each engine it passes over cannot run. Used by
  * `deno task ebpf` and `deno task start`.
  * @module
  */
@@ -14,6 +15,8 @@ import type { EbpfConfig } from "./config.ts";
 import { EngineUnavailableError, type SocketEventSource } from "./event_source.ts";
 import { startBpftrace } from "./bpftrace_source.ts";
 import { startTraceeSource } from "./tracee_source.ts";
+import { startLibbpf } from "./libbpf/libbpf_source.ts";
+import { netnsInode } from "../pipeline/scope/identity.ts";
 import { EventEngine } from "./event_engine.ts";
 
 /** A started engine. */
@@ -38,15 +41,41 @@ export class NoEngineError extends Error {
   }
 }
 
-async function startSource(cfg: EbpfConfig, env: EnvSource): Promise<SocketEventSource | string[]> {
+/** Start one engine's source. */
+function startNamed(name: string, config: WatcherConfig, cfg: EbpfConfig, env: EnvSource) {
+  switch (name) {
+    case "libbpf":
+      return startLibbpf({
+        // In the kernel: only this namespace's sockets unless every namespace is watched (whose set changes as
+        // containers come and go: the engine filters those), and only the watched ports.
+        netns: config.allNetns ? undefined : netnsInode(),
+        ports: config.ports,
+        ringBytes: cfg.ringBytes,
+      });
+    case "tracee":
+      return startTraceeSource(env);
+    default:
+      return startBpftrace();
+  }
+}
+
+async function startSource(
+  config: WatcherConfig,
+  cfg: EbpfConfig,
+  env: EnvSource,
+): Promise<SocketEventSource | string[]> {
+  const log = getLogger(["portwatch", "ebpf"]);
   const reasons: string[] = [];
-  const order = cfg.engine === "auto" ? ["tracee", "bpftrace"] : [cfg.engine];
-  for (const name of order) {
+  const order = cfg.engine === "auto" ? ["libbpf", "tracee", "bpftrace"] : [cfg.engine];
+  for (const [i, name] of order.entries()) {
     try {
-      return name === "tracee" ? await startTraceeSource(env) : await startBpftrace();
+      return await startNamed(name, config, cfg, env);
     } catch (e) {
       if (!(e instanceof EngineUnavailableError)) throw e;
       reasons.push(e.message);
+      if (i < order.length - 1) {
+        log.info("{reason}; trying {next}", { reason: e.message, next: order[i + 1] });
+      }
     }
   }
   return reasons;
@@ -60,7 +89,7 @@ export async function startEngine(
   env: EnvSource,
 ): Promise<RunningEngine> {
   const log = getLogger(["portwatch", "ebpf"]);
-  const source = await startSource(ebpf, env);
+  const source = await startSource(config, ebpf, env);
   if (Array.isArray(source)) {
     if (ebpf.only || !ebpf.fallback) throw new NoEngineError(source);
     log.warn('no eBPF engine can run, falling back to polling (source "fallback"): {reasons}', {

@@ -1,0 +1,40 @@
+/**
+ * Tracepoints need tracefs (or debugfs): mounted here when missing. `ip netns exec` and some containers hide it;
+ * both eBPF engines (bpftrace, libbpf) call this before attaching.
+ * @module
+ */
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Run a command; a command that cannot be spawned (not installed) is a failure, not a throw. */
+async function run(cmd: string, args: string[]): Promise<{ success: boolean; stderr: string }> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+    return { success: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
+  } catch (e) {
+    return { success: false, stderr: (e as Error).message };
+  }
+}
+
+/** Make sure tracefs (and debugfs) are mounted; returns a problem or undefined. */
+export async function ensureTracefs(): Promise<string | undefined> {
+  if (exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")) {
+    return undefined;
+  }
+  const tries: [string, string][] = [["tracefs", "/sys/kernel/tracing"], ["debugfs", "/sys/kernel/debug"]];
+  const errors: string[] = [];
+  for (const [type, dir] of tries) {
+    const out = await run("mount", ["-t", type, "nodev", dir]);
+    if (!out.success) errors.push(`mount -t ${type} ${dir}: ${out.stderr}`);
+  }
+  return exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")
+    ? undefined
+    : `tracepoints are not reachable (${errors.join("; ")})`;
+}
