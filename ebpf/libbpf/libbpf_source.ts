@@ -109,7 +109,12 @@ export async function startLibbpf(options: LibbpfOptions = {}): Promise<LibbpfSo
       throw new EngineUnavailableError("libbpf", `loading the programs failed: ${(e as Error).message}`);
     }
     const source = new LibbpfSource(obj, ringBytes);
-    source.configure(options);
+    try {
+      source.configure(options);
+    } catch (e) {
+      source.release(); // the object, the mappings and the eventfd
+      throw e;
+    }
     try {
       source.attached = obj.attachAll();
     } catch (e) {
@@ -159,13 +164,24 @@ export class LibbpfSource implements SocketEventSource {
     const ring = obj.map("events");
     const page = pageSize();
     this.#consumer = new Mapping(ring.fd, page, 0, true);
-    this.#producer = new Mapping(ring.fd, page + 2 * ringBytes, page, false);
+    try {
+      this.#producer = new Mapping(ring.fd, page + 2 * ringBytes, page, false);
+    } catch (e) {
+      this.#consumer.close();
+      throw e;
+    }
     this.#reader = new RingReader({
       consumer: this.#consumer.bytes(),
       producer: this.#producer.bytes(0, page),
       data: this.#producer.bytes(page),
     });
-    this.#waiter = new FdWaiter(ring.fd);
+    try {
+      this.#waiter = new FdWaiter(ring.fd);
+    } catch (e) {
+      this.#consumer.close();
+      this.#producer.close();
+      throw e;
+    }
   }
 
   /** Set the kernel-side filters (before attaching). */
@@ -201,6 +217,22 @@ export class LibbpfSource implements SocketEventSource {
     }
   }
 
+  #warnedAt = -Infinity;
+  #warnedLost = 0;
+
+  /** Say that records were lost: at once, then at most once a minute while losses go on (with the count). */
+  #warnLost(lost: number): void {
+    const now = performance.now();
+    if (now - this.#warnedAt < 60_000) return;
+    log.warn(
+      "the ring was full: {n} record(s) lost ({total} since start; ring of {bytes} bytes, EBPF_RING_KB); " +
+        "reconciling now",
+      { n: lost - this.#warnedLost, total: lost, bytes: this.#reader.view.byteLength / 2 },
+    );
+    this.#warnedAt = now;
+    this.#warnedLost = lost;
+  }
+
   /** Records that found the ring full, as the kernel counted them. */
   #readLost(): number {
     const value = new BigUint64Array(1);
@@ -213,6 +245,8 @@ export class LibbpfSource implements SocketEventSource {
     _onBehind?: () => void,
     onLost?: (lost: number) => void,
   ): Promise<string> {
+    // Stopped before it ran: the ring is unmapped, nothing to read.
+    if (this.#stopping && !this.#running) return Promise.resolve("stopped");
     this.#running ??= this.#loop(onEvent, onLost);
     return this.#running;
   }
@@ -241,15 +275,14 @@ export class LibbpfSource implements SocketEventSource {
         const n = await this.#drain(onEvent);
         const lost = this.#readLost();
         if (lost > this.lost) {
-          log.warn("the ring was full: {n} record(s) lost (ring of {bytes} bytes); reconciling now", {
-            n: lost - this.lost,
-            bytes: this.#reader.view.byteLength / 2,
-          });
+          this.#warnLost(lost);
           this.lost = lost;
           onLost?.(lost);
         }
-        // Busy: the next records are read after a drain interval, not as each arrives.
+        // Busy: the next records are read after a drain interval, not as each arrives. Nothing read with
+        // records pending: the oldest is still being written (BUSY); a moment, then again (no spinning).
         if (n > 0) await new Promise((r) => setTimeout(r, DRAIN_MS));
+        else if (this.#reader.pending() > 0) await new Promise((r) => setTimeout(r, 1));
       }
       await this.#drain(onEvent); // what came before the stop
       return "stopped";

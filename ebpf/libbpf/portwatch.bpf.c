@@ -14,7 +14,8 @@
  * - Holders: the process of a listen() or bind() holds the socket; the engine adds the holders it finds by
  *   scanning (the `holders` map). Their forks (new processes, not threads), execs and exits are recorded, and
  *   each close() or dup2()/dup3() over an fd of a listening TCP or bound UDP socket, with whether it was the
- *   socket's last reference (a TCP listener's last close has no record: its state transition ends it).
+ *   socket's last reference (a TCP listener's last close has no record: its state transition ends it), and
+ *   each close_range() (the engine reads what the holder still holds, as after an exec).
  * - Filtering here, before a record is written: the watched network namespace (settings.netns, 0: any) and
  *   the watched ports (settings.ports_only: the `ports` bitmap). A record that is filtered out marks no holder.
  * - A record that finds the ring full is counted in `drops` (the engine then reconciles at once).
@@ -42,6 +43,7 @@ enum pw_kind {
 	PW_FORK = 6,	      /* a holder created a process: arg is the child */
 	PW_EXEC = 7,	      /* a holder exec'd */
 	PW_EXIT = 8,	      /* a holder exited */
+	PW_CLOSE_RANGE = 9,   /* a holder closed a range of fds (close_range): what it holds is read again */
 };
 
 /* One record: 64 bytes, 72 with the ring's header. */
@@ -365,6 +367,20 @@ SEC("tp/syscalls/sys_enter_dup3")
 int pw_dup3(struct trace_event_raw_sys_enter *ctx)
 {
 	dup_over(ctx);
+	return 0;
+}
+
+/* close_range() closes many fds in one call: the engine reads the holder's fds again, as after an exec. */
+SEC("tp/syscalls/sys_exit_close_range")
+int pw_close_range(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 pid = current_tgid();
+	struct pw_record *r;
+	if (ctx->ret != 0 || !is_holder(pid))
+		return 0;
+	r = reserve(PW_CLOSE_RANGE, pid);
+	if (r)
+		bpf_ringbuf_submit(r, 0);
 	return 0;
 }
 

@@ -19,6 +19,7 @@ export const KIND = {
   FORK: 6,
   EXEC: 7,
   EXIT: 8,
+  CLOSE_RANGE: 9,
 } as const;
 
 /** Field offsets in struct pw_record. */
@@ -111,6 +112,8 @@ export function decodeRecord(view: DataView, at: number, now: number): SocketEve
     case KIND.FORK:
       return { ts: now, kts, kind: "fork", pid, childPid: arg };
     case KIND.EXEC:
+    // close_range(): as after an exec, fds went without a close() per fd; the engine reads what pid holds now.
+    case KIND.CLOSE_RANGE:
       return { ts: now, kts, kind: "exec", pid };
     case KIND.EXIT:
       return { ts: now, kts, kind: "exit", pid };
