@@ -4,6 +4,7 @@
  * @module
  */
 import { netnsSkipReason } from "../testing/netns.ts";
+import { libbpfUnavailableReason } from "../ebpf/libbpf/libbpf_source.ts";
 
 /**
  * SCAN_INTERVAL of the polling engines, ms: short, so that a run stays well under a minute, but long enough
@@ -91,6 +92,14 @@ export function bpftraceSkipReason(): string | undefined {
   return runs("bpftrace", ["--version"]) ? undefined : "bpftrace does not run";
 }
 
+/**
+ * Why the libbpf case cannot run: not root, no namespaces, no python3, or what keeps the native engine from
+ * loading here (libbpf1, BTF, the kernel, the compiled programs).
+ */
+export function libbpfSkipReason(): string | undefined {
+  return netnsSkipReason() ?? libbpfUnavailableReason();
+}
+
 /** Why the Tracee case cannot run: the bpftrace reasons' first part, and no `tracee` binary on PATH. */
 export function traceeSkipReason(): string | undefined {
   const r = netnsSkipReason();
@@ -125,6 +134,14 @@ export const ENGINES: readonly EngineCase[] = [
     ready: /watching this network namespace with proc;/,
     deadlineMs: POLL_INTERVAL_MS + DELIVERY_SLACK_MS,
     skip: () => netnsSkipReason() ?? ssSkipReason(),
+  },
+  {
+    name: "libbpf",
+    program: "ebpf/main.ts",
+    env: { EBPF_ENGINE: "libbpf", EBPF_ONLY: "1", EBPF_FALLBACK: "0", EBPF_RECONCILE: NO_RECONCILE },
+    ready: /watching .* with libbpf events/,
+    deadlineMs: EBPF_LATENCY_MS + DELIVERY_SLACK_MS,
+    skip: () => libbpfSkipReason() ?? ssSkipReason(),
   },
   {
     name: "bpftrace",

@@ -27,7 +27,8 @@ Deno.test("engines: each case's settings are accepted by the engine it runs, as 
       const ebpf = loadEbpfConfig(envOf(vars));
       assert.equal(ebpf.only, true, e.name);
       assert.equal(ebpf.fallback, false);
-      assert.ok(ebpf.engine === "bpftrace" || ebpf.engine === "tracee");
+      assert.ok(["libbpf", "bpftrace", "tracee"].includes(ebpf.engine), e.name);
+      assert.equal(ebpf.engine, e.name, "the case is named after its engine");
       assert.ok(ebpf.reconcileMs >= 120_000, "no reconciliation during a run");
       assert.equal(e.deadlineMs, EBPF_LATENCY_MS + DELIVERY_SLACK_MS);
     }
@@ -35,9 +36,30 @@ Deno.test("engines: each case's settings are accepted by the engine it runs, as 
   assert.deepEqual(ENGINES.map((e) => e.name), [
     "polling (netlink)",
     "polling (/proc/net, USE_PROC=1)",
+    "libbpf",
     "bpftrace",
     "tracee",
   ]);
+});
+
+Deno.test("engines: the libbpf case waits for its own engine's line, never a fallback's", () => {
+  const libbpf = ENGINES.find((e) => e.name === "libbpf")!;
+  assert.ok(
+    libbpf.ready.test(
+      "watching this network namespace with libbpf events (reconciling every 600 s); events to x",
+    ),
+  );
+  assert.ok(
+    !libbpf.ready.test("watching this network namespace with bpftrace events (reconciling every 600 s)"),
+  );
+  assert.ok(!libbpf.ready.test("watching this network namespace with polling fallback with netlink"));
+  const bpftrace = ENGINES.find((e) => e.name === "bpftrace")!;
+  assert.equal(libbpf.deadlineMs, bpftrace.deadlineMs);
+  assert.deepEqual(
+    { ...libbpf.env, EBPF_ENGINE: "bpftrace" },
+    bpftrace.env,
+    "the same settings as bpftrace's",
+  );
 });
 
 Deno.test("engines: a binary is looked up on PATH in order", () => {
