@@ -21,6 +21,7 @@ import { SendOrder } from "./send_order.ts";
 import { toBatches } from "./post_batches.ts";
 import { answerOf, type Attempt, type Failure } from "./ingest_answer.ts";
 import { Signal } from "../infra/signal.ts";
+import { Http1Client } from "./http1.ts";
 
 /** How an {@link HttpSink} delivers. */
 export interface HttpSinkOptions {
@@ -87,6 +88,9 @@ export class HttpSink implements EventSink {
   #backoff: BackoffOptions;
   #configRetryMs: number;
   #client = Deno.createHttpClient({});
+  /** Plain http: the lean client (see http1.ts); https: fetch. */
+  #http1?: Http1Client;
+  #path: string;
   #closing = new AbortController();
   #closed = false;
   /** Which earlier sends a send waits for (those about the same ports). */
@@ -112,6 +116,8 @@ export class HttpSink implements EventSink {
 
   private constructor(options: HttpSinkOptions, spool: Spool) {
     this.url = ingestUrl(options.url);
+    this.#path = this.url.pathname + this.url.search;
+    if (this.url.protocol === "http:") this.#http1 = new Http1Client(this.url);
     this.spool = spool;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
@@ -202,17 +208,22 @@ export class HttpSink implements EventSink {
     const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     const signal = AbortSignal.any([timeout.signal, this.#closing.signal]);
-    // The abort settles fetch and the body read; this race is the backstop should either ever not settle
-    // (a send that never resolves would stall this sink for good).
-    const aborted = new Promise<never>((_, reject) => {
-      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-    });
-    aborted.catch(() => {});
+    const body = lines.join("\n") + "\n";
     try {
+      if (this.#http1) {
+        const answer = await this.#http1.post(this.#path, headers, body, signal);
+        return answerOf(answer.status, answer.text, answer.headers.get("retry-after") ?? null);
+      }
+      // The abort settles fetch and the body read; this race is the backstop should either ever not settle
+      // (a send that never resolves would stall this sink for good).
+      const aborted = new Promise<never>((_, reject) => {
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
+      aborted.catch(() => {});
       const request = fetch(this.url, {
         method: "POST",
         headers,
-        body: lines.join("\n") + "\n",
+        body,
         redirect: "manual",
         signal,
         client: this.#client,
@@ -390,5 +401,6 @@ export class HttpSink implements EventSink {
     await this.#loop;
     await this.spool.close();
     this.#client.close();
+    this.#http1?.close();
   }
 }
