@@ -18,6 +18,7 @@ import { loadConfig } from "../listener/config.ts";
 import { loadWatcherConfig } from "../watcher/config.ts";
 import { deliveryConfigFromEnv } from "../delivery/delivery_config.ts";
 import { loadEbpfConfig } from "../ebpf/config.ts";
+import { RING_BYTES } from "../ebpf/libbpf/libbpf_source.ts";
 import { traceeSettingsFromEnv } from "../ebpf/tracee/settings.ts";
 import {
   cmdOf,
@@ -175,7 +176,10 @@ Deno.test("compose.yaml: the defaults pass the programs' own config loaders, and
     }
   }
   const ebpfEnv = envOf(envOfService(compose.services["ebpf-portwatcher"]));
-  assert.equal(loadEbpfConfig(ebpfEnv).fallback, true, "the eBPF watcher falls back to polling");
+  const ebpf = loadEbpfConfig(ebpfEnv);
+  assert.equal(ebpf.fallback, true, "the eBPF watcher falls back to polling");
+  assert.equal(ebpf.engine, "auto", "EBPF_ENGINE: auto (libbpf, then Tracee, then bpftrace)");
+  assert.equal(ebpf.ringBytes, RING_BYTES, "EBPF_RING_KB: the engine's default ring (1024 KiB)");
   traceeSettingsFromEnv(ebpfEnv);
 });
 

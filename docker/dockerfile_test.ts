@@ -2,7 +2,8 @@
  * docker/Dockerfile and .dockerignore against the code they run and the builders that build them: no `# syntax`
  * line (BuildKit would fetch a frontend image); the base image is the build argument DENO_IMAGE, pinned to the
  * Deno version the README and .ci/run pin, and compose.yaml passes the same default; the stages, with the eBPF
- * stage after every other target (the legacy builder builds every stage above its target); tini as a subreaper
+ * stage after every other target (the legacy builder builds every stage above its target), carrying libbpf1 and
+ * the compiled BPF object instead of bpftrace and LLVM; tini as a subreaper
  * runs docker/entrypoint.sh in every stage; each stage's CMD is a deno program that exists or a program the
  * stage has, and its ENV is read by that program or by docker/entrypoint.sh; COPY sources exist; .dockerignore
  * keeps what the images run; docker/entrypoint.sh hands its directories over and drops root (as root only).
@@ -10,6 +11,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { relative } from "node:path";
+import { OBJECT_PATH } from "../ebpf/libbpf/libbpf_source.ts";
 import {
   BASE_PROGRAMS,
   cmdOf,
@@ -34,6 +37,8 @@ import {
 } from "./testing/compose_file.ts";
 
 const stageIndex = (name: string) => stages.findIndex((s) => s.name === name);
+/** The compiled programs the native eBPF engine loads, relative to the repository root. */
+const BPF_OBJECT = relative(ROOT, OBJECT_PATH);
 
 Deno.test("docker/Dockerfile: no `# syntax=` directive, so BuildKit fetches no frontend image", () => {
   const directive = dockerfileText.split("\n").find((l) => /^\s*#\s*syntax\s*=/i.test(l));
@@ -56,11 +61,32 @@ Deno.test("docker/Dockerfile: the stages, the eBPF stage after every other targe
       assert.ok(stageIndex(from) < stageIndex(stage.name), `${stage.name}: COPY --from=${from} is above it`);
     }
   }
-  // The legacy builder builds every stage above the target: bpftrace's stage must be below every other target.
+  // The legacy builder builds every stage above the target: the eBPF stage must be below every other target.
   const heavy = stages.filter((s) =>
-    s.instructions.some((i) => i.op === "RUN" && /apt-get\s+install[^&]*\bbpftrace\b/.test(i.args))
+    s.instructions.some((i) => i.op === "RUN" && /apt-get\s+install[^&]*\b(bpftrace|clang|llvm)/.test(i.args))
   ).map((s) => s.name);
-  assert.deepEqual(heavy, ["ebpf"], "only the ebpf stage installs bpftrace");
+  assert.deepEqual(
+    heavy,
+    [],
+    "no stage installs bpftrace, clang or LLVM (the BPF object is shipped compiled)",
+  );
+  const ebpf = stages[stageIndex("ebpf")];
+  assert.ok(
+    packagesOf(ebpf).includes("libbpf1"),
+    "the ebpf stage installs libbpf1 (the native engine's loader)",
+  );
+  assert.ok(
+    ebpf.instructions.some((i) =>
+      i.op === "RUN" && i.args.includes(`test -s ${workdirOf(ebpf)}/${BPF_OBJECT}`)
+    ),
+    `the ebpf stage's build fails without ${BPF_OBJECT} (test -s)`,
+  );
+  for (const s of stages.filter((s) => s.name !== "ebpf" && s.from !== "ebpf")) {
+    assert.ok(
+      !s.instructions.some((i) => i.op === "RUN" && /\blibbpf1\b/.test(i.args)),
+      `${s.name}: only the ebpf stage names libbpf1`,
+    );
+  }
   const targets = new Set(["listener", "watcher", "tester"]);
   for (const [, s] of services) {
     if (typeof s.build === "object" && s.build.target) targets.add(s.build.target);
@@ -157,7 +183,7 @@ Deno.test("docker/Dockerfile: each stage's CMD is a deno program or a program it
 
 Deno.test("docker/Dockerfile: what each package gives is known, and agrees with dpkg where it is installed", async () => {
   const installed = [...new Set(stages.flatMap(packagesOf))];
-  assert.ok(installed.includes("nodejs") && installed.includes("bpftrace"), `packages: ${installed}`);
+  assert.ok(installed.includes("nodejs") && installed.includes("libbpf1"), `packages: ${installed}`);
   for (const p of installed) {
     assert.ok(PACKAGE_PROGRAMS[p], `docker/Dockerfile installs ${p}: add its programs to PACKAGE_PROGRAMS`);
   }
@@ -190,6 +216,15 @@ Deno.test("docker/Dockerfile: what each package gives is known, and agrees with 
     checked++;
   }
   assert.ok(checked > 0, "dpkg knows at least the essential packages");
+  // libbpf1 has no program: what the native engine opens (Deno.dlopen("libbpf.so.1")) is its library
+  const libbpf = await run(["dpkg-query", "-L", "libbpf1"]);
+  if (libbpf.code === 0) {
+    assert.match(
+      libbpf.stdout,
+      /\/libbpf\.so\.1$/m,
+      "libbpf1 installs libbpf.so.1, the name ebpf/libbpf opens",
+    );
+  }
 });
 
 /** A .dockerignore pattern as a RegExp over repository paths (`*`, `**`, `?`; a directory covers its files). */
@@ -222,6 +257,11 @@ Deno.test("docker/Dockerfile: COPY sources exist; .dockerignore keeps what the i
     .filter((l) => l !== "" && !l.startsWith("#"));
   assert.ok(!patterns.some((p) => p.startsWith("!")), "no exceptions: the matcher here does not model them");
   const needed = ["deno.json", "deno.lock", "docker/entrypoint.sh", "docker/healthcheck.sh", "start.ts"];
+  // the native engine's modules and the compiled programs it loads (the ebpf stage's build checks for the object)
+  for (const e of Deno.readDirSync(`${ROOT}/ebpf/libbpf`)) {
+    if (e.isFile && /\.(ts|o)$/.test(e.name)) needed.push(`ebpf/libbpf/${e.name}`);
+  }
+  assert.ok(needed.includes(BPF_OBJECT), `${BPF_OBJECT} is the object the engine loads`);
   for (const [, s] of services) {
     const entry = entryOf(commandOf(s));
     if (entry) needed.push(entry);

@@ -4,7 +4,8 @@
  * Justfile's recipes in Docker mode, every event checked against `docker inspect` (full id, name, image,
  * compose project and service) and its source. Then the log's common ops, a watcher killed and restarted by its
  * restart policy (nothing lost or doubled), `docker stop portwatcher` (shutdown closes), the pg profile with two
- * listener replicas over one PostgreSQL, the ebpf profile with explicit capabilities, and every container
+ * listener replicas over one PostgreSQL, the ebpf profile with explicit capabilities (its native libbpf engine,
+ * and an image no larger than the watcher's but for libbpf1), and every container
  * stopping on SIGTERM within 2 s. Everything is removed at the end, also when a step fails: containers,
  * volumes and networks (`down -v`), the test's log folder, and the engine with the host's iptables when the test
  * started it. Skips, saying why, where no engine can run. Published ports are free ones of the test's, so a
@@ -109,7 +110,7 @@ Deno.test({
       });
 
       await t.step(
-        "images: the legacy builder and BuildKit build each target; only ebpf builds bpftrace",
+        "images: the legacy builder and BuildKit build each target; none but ebpf builds the ebpf stage",
         async () => {
           const build = (target: string, extra: Record<string, string>, docker = "docker") =>
             run([
@@ -131,7 +132,7 @@ Deno.test({
             assert.equal(legacy.code, 0, `legacy build of ${target}: ${legacy.stderr.slice(-2000)}`);
             assert.doesNotMatch(
               legacy.stdout,
-              /bpftrace/,
+              /\bAS ebpf\b/i,
               `the legacy builder's ${target} skips the ebpf stage`,
             );
           }
@@ -288,7 +289,7 @@ Deno.test({
       );
 
       await t.step(
-        "--profile ebpf: the eBPF watcher with explicit capabilities reports from the kernel",
+        "--profile ebpf: the eBPF watcher with explicit capabilities reports from the kernel through libbpf",
         async () => {
           const start = Date.now();
           await compose("--profile", "ebpf", "up", "-d", "--build", "ebpf-portwatcher");
@@ -304,6 +305,34 @@ Deno.test({
             const logs = await run(["docker", "logs", "--tail", "30", "ebpf-portwatcher"]);
             throw new Error(`${(e as Error).message}\nebpf-portwatcher:\n${logs.stdout}${logs.stderr}`);
           });
+          // auto starts the native engine: libbpf1 and the compiled programs are in the image, bpftrace is not
+          let started: string | undefined;
+          await waitUntil(
+            "ebpf-portwatcher's start line",
+            async () => {
+              // the whole log (the host's other sockets may have pushed the line far back), through grep
+              const logs = await run([
+                "sh",
+                "-c",
+                "docker logs ebpf-portwatcher 2>&1 | grep -m1 'ebpf: watching '",
+              ]);
+              started = logs.stdout.trim() || undefined;
+              return started !== undefined;
+            },
+            10_000,
+            200,
+          );
+          assert.match(started!, / with libbpf events /, `the engine auto chose: ${started}`);
+          // libbpf1 instead of bpftrace and LLVM: the ebpf image is the watcher's, give or take a few MB
+          const size = async (container: string) => {
+            const image = (await ok(["docker", "inspect", "-f", "{{.Image}}", container])).trim();
+            return Number((await ok(["docker", "image", "inspect", "-f", "{{.Size}}", image])).trim());
+          };
+          const [ebpfSize, watcherSize] = [await size("ebpf-portwatcher"), await size("portwatcher")];
+          assert.ok(
+            ebpfSize - watcherSize < 16e6,
+            `ebpf image ${(ebpfSize / 1e6).toFixed(0)} MB, watcher's ${(watcherSize / 1e6).toFixed(0)} MB`,
+          );
           await nodeServer(7301, "net");
           await openedOnce(listener, 7301, "nodejs-tester", { closed: false, source: "ebpf" });
           await openedOnce(listener, 7301, "nodejs-tester", { closed: false }); // the polling watcher too

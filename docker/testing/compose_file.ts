@@ -226,7 +226,8 @@ export const PACKAGE_PROGRAMS: Record<string, string[]> = {
   python3: ["python3"],
   "python-is-python3": ["python"],
   lsof: ["lsof"],
-  bpftrace: ["bpftrace"],
+  // a library, no program: libbpf.so.1, which the native eBPF engine opens (Deno FFI)
+  libbpf1: [],
   mount: ["mount"],
 };
 
