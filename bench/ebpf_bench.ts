@@ -1,19 +1,23 @@
 /**
- * The eBPF engine benchmark (`deno task bench ebpf`): the bpftrace engine (ebpf/main.ts, EBPF_ENGINE=bpftrace)
- * against our polling engine (watcher/main.ts) at the seed's high-fidelity settings, with BURST_SPREAD=1 (the
- * default) and 0 (the seed's clustered burst), and the seed's ss loop (bench/seed_ss_loop.sh), side by side.
- * Each engine runs in a fresh network namespace this benchmark creates, with a real listener
- * (listener/main.ts --fsync 0) in that namespace that the engine delivers to (LISTENER_URL):
+ * The eBPF engine benchmark (`deno task bench ebpf`): the native libbpf engine and the bpftrace engine
+ * (ebpf/main.ts, EBPF_ENGINE=libbpf / bpftrace) against our polling engine (watcher/main.ts) at the seed's
+ * high-fidelity settings, with BURST_SPREAD=1 (the default) and 0 (the seed's clustered burst), and the seed's ss
+ * loop (bench/seed_ss_loop.sh), side by side. Each engine runs in a fresh network namespace this benchmark
+ * creates, with a real listener (listener/main.ts --fsync 0) in that namespace that the engine delivers to
+ * (LISTENER_URL):
  *
- * 1. capture: a first burst of 1,000 ports (warm-up: its own row, not in the targets), then ports held 1, 5, 20
- *    and 120 ms (TCP and UDP alternating, at random moments), then bursts of 100 and 1,000 ports opened as fast
+ * 0. start-up (spawn to the start line, and to the listener's own port stored) and idle CPU (ebpf_idle.ts);
+ * 1. capture: a first burst of 1,000 ports (cold: its own row, not in the bpftrace targets), then ports held 1,
+ *    5, 20 and 120 ms (TCP and UDP alternating, at random moments), then bursts of 100 and 1,000 ports opened as fast
  *    as possible, each held 50 ms; for every port, how many open and close events the listener stored (exactly
  *    one each way is right);
  * 2. detection latency: listen()/bind() returned (the opener's clock) to the event stored (the listener's `ts`);
  * 3. CPU of the engine's process tree while a load generator in the namespace does 1,000 bind+close per second
- *    (UDP bind and TCP listen alternately), and the load generator's own CPU (where BPF programs run).
+ *    (UDP bind and TCP listen alternately), and the load generator's own CPU (where BPF programs run);
+ * 4. the eBPF engines only: capture at 10,000 binds/s (ebpf_flood.ts), and the memory of the whole tree as
+ *    users start it, `deno task ebpf`, under the 1,000 binds/s load (ebpf_memory.ts).
  *
- * BENCH_QUICK=1 runs smaller counts (~2 minutes instead of ~5). Every process and namespace started here is
+ * BENCH_QUICK=1 runs smaller counts (~3 minutes instead of ~7). Every process and namespace started here is
  * stopped in `finally`, and on SIGINT/SIGTERM; kernel.bpf_stats_enabled, switched on to read the BPF programs'
  * run time, is put back.
  * @module
@@ -26,8 +30,38 @@ import { fmtInt, fmtMs, fmtRatio, markdownTable } from "./table.ts";
 import { type Opened, type Opening, runOpener } from "./port_opener.ts";
 import { prng, Resources, startIn, startListener } from "./ns_bench.ts";
 import { denoTask } from "./deno_task.ts";
-import { clockTicks, processTree, readText, type TreeCpu, treeCpu } from "./proc_cpu.ts";
-import { LOADGEN_PY } from "./bind_load.ts";
+import { clockTicks, processTree, readText, type TreeCpu, treeCpu, TreeRunTime } from "./proc_cpu.ts";
+import {
+  ALIGN_R,
+  bpfProgStats,
+  bpfWindow,
+  enableBpfStats,
+  loadCapture,
+  type LoadResult,
+  type LoadSpec,
+  LogTail,
+  pct,
+  progress,
+  restoreBpfStats,
+  runLoad,
+  settle,
+  sleep,
+  type Stored,
+} from "./ebpf_shared.ts";
+import { idleTable, measureIdle } from "./ebpf_idle.ts";
+import { FLOOD_BASE, FLOOD_SPAN, floodPhase, type FloodResult, floodTable } from "./ebpf_flood.ts";
+import { memoryTable, type MemResult, runMemory } from "./ebpf_memory.ts";
+import { startupTable, targetLines } from "./ebpf_targets.ts";
+import {
+  type CpuResult,
+  cpuTotal,
+  type EngineRun,
+  type EngineSpec,
+  type Group,
+  type GroupStats,
+  HOLDS_MS,
+  isEbpf,
+} from "./ebpf_model.ts";
 
 const SEED_LOOP = fileURLToPath(new URL("./seed_ss_loop.sh", import.meta.url));
 const WATCHER_MAIN = fileURLToPath(new URL("../watcher/main.ts", import.meta.url));
@@ -47,7 +81,18 @@ export interface EbpfBenchOptions {
   loadRate: number;
   loadWarmupS: number;
   loadSeconds: number;
-  /** Only these engines (keys: bpftrace, poll, poll0, seed); all when undefined (BENCH_ENGINES=bpftrace,seed). */
+  /** Idle: warm-up after ready, then measured seconds. */
+  idleWarmupS: number;
+  idleSeconds: number;
+  /** The eBPF engines' flood: bind+close per second, seconds. */
+  floodRate: number;
+  floodSeconds: number;
+  /** Memory (`deno task ebpf` under the load): seconds sampled, once a second, after {@link loadWarmupS}. */
+  memSeconds: number;
+  /**
+   * Only these engines (keys: libbpf, bpftrace, poll, poll0, seed); all when undefined
+   * (BENCH_ENGINES=libbpf,bpftrace).
+   */
   engines?: string[];
   /** Extra `deno run` flags for the Deno engines, e.g. --cpu-prof (BENCH_DENO_FLAGS, space-separated). */
   denoFlags: string[];
@@ -65,12 +110,16 @@ export function ebpfOptionsFromEnv(env = Deno.env): EbpfBenchOptions {
     loadRate: 1000,
     loadWarmupS: 2,
     loadSeconds: quick ? 8 : 20,
+    idleWarmupS: 2,
+    idleSeconds: quick ? 10 : 30,
+    floodRate: 10_000,
+    floodSeconds: quick ? 5 : 10,
+    memSeconds: quick ? 5 : 10,
     engines: env.get("BENCH_ENGINES")?.split(",").map((s) => s.trim()).filter(Boolean),
     denoFlags: (env.get("BENCH_DENO_FLAGS") ?? "").split(/\s+/).filter(Boolean),
   };
 }
 
-const HOLDS_MS = [1, 5, 20, 120];
 const HIFI = { SCAN_INTERVAL: "1", BURST_SCANS: "5", BURST_DELAY: "0.02" };
 /** Port ranges (below the ephemeral range 32768-60999, so nothing else in the namespace takes them). */
 const HOLD_BASE = 10000;
@@ -86,190 +135,15 @@ const LOAD_SPAN = 2000;
 const LOAD_WAIT_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Cleanup of everything started, also on SIGINT/SIGTERM.
-
-const progress = (msg: string) => console.error(`ebpf: ${msg}`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Nearest-rank percentile of `xs`. */
-function pct(xs: number[], p: number): number | undefined {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-}
-
-function verdict(ok: boolean | undefined): string {
-  return ok === undefined ? "N/A " : ok ? "PASS" : "FAIL";
-}
-
-/** Run time (ns) and run count of every BPF program whose fd `pid` holds (/proc/<pid>/fdinfo, bpf_stats). */
-function bpfProgStats(pid: number): { ns: number; runs: number; progs: number } {
-  let ns = 0, runs = 0, progs = 0;
-  try {
-    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
-      let link: string;
-      try {
-        link = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
-      } catch {
-        continue;
-      }
-      if (!link.includes("bpf-prog")) continue;
-      const info = readText(`/proc/${pid}/fdinfo/${fd.name}`) ?? "";
-      progs++;
-      ns += Number(info.match(/run_time_ns:\s+(\d+)/)?.[1] ?? 0);
-      runs += Number(info.match(/run_cnt:\s+(\d+)/)?.[1] ?? 0);
-    }
-  } catch { /* gone */ }
-  return { ns, runs, progs };
-}
-
-const BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled";
-/** The value of kernel.bpf_stats_enabled before this benchmark changed it (undefined: untouched). */
-let bpfStatsBefore: string | undefined;
-
-function enableBpfStats(): boolean {
-  try {
-    const now = Deno.readTextFileSync(BPF_STATS).trim();
-    if (now !== "1") {
-      bpfStatsBefore ??= now;
-      Deno.writeTextFileSync(BPF_STATS, "1\n");
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function restoreBpfStats(): void {
-  if (bpfStatsBefore === undefined) return;
-  try {
-    Deno.writeTextFileSync(BPF_STATS, `${bpfStatsBefore}\n`);
-    bpfStatsBefore = undefined;
-  } catch (e) {
-    console.error(`ebpf bench: could not restore ${BPF_STATS}: ${(e as Error).message}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The listener and its log.
-
-/** One stored event, the fields this benchmark reads. */
-interface Stored {
-  /** Listener `ts`, ms since the epoch. */
-  ts: number;
-  event: "open" | "close";
-  port: number;
-  proto?: string;
-  source?: string;
-  pids?: unknown;
-}
-
-/** Reads the listener's log as it grows (never rotated: --max-bytes 0). */
-class LogTail {
-  readonly events: Stored[] = [];
-  #offset = 0;
-  #partial = "";
-
-  constructor(readonly path: string) {}
-
-  /** Read what was appended since the last call; returns how many events are known. */
-  async poll(): Promise<number> {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.path, { read: true });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return this.events.length;
-      throw e;
-    }
-    try {
-      await file.seek(this.#offset, Deno.SeekMode.Start);
-      const chunks: Uint8Array[] = [];
-      const buf = new Uint8Array(1 << 20);
-      for (;;) {
-        const n = await file.read(buf);
-        if (n === null || n === 0) break;
-        chunks.push(buf.slice(0, n));
-        this.#offset += n;
-      }
-      const text = this.#partial + new TextDecoder().decode(concat(chunks));
-      const lines = text.split("\n");
-      this.#partial = lines.pop() ?? "";
-      for (const line of lines) {
-        if (!line.startsWith("{")) continue;
-        try {
-          const r = JSON.parse(line);
-          if ((r.event === "open" || r.event === "close") && typeof r.port === "number") {
-            this.events.push({
-              ts: Date.parse(r.ts),
-              event: r.event,
-              port: r.port,
-              proto: r.proto,
-              source: r.source,
-              pids: r.pids ?? r.last_pids,
-            });
-          }
-        } catch { /* not an event line */ }
-      }
-    } finally {
-      file.close();
-    }
-    return this.events.length;
-  }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
-/**
- * Wait until the engine has delivered what it will: at least `minMs`, then until every port in `done` is
- * complete or nothing new was stored for `quietMs` (at most `maxMs` in all).
- */
-async function settle(
-  tail: LogTail,
-  opts: { minMs: number; quietMs: number; maxMs: number; done?: () => boolean },
-): Promise<"done" | "quiet" | "timeout"> {
-  const start = Date.now();
-  await sleep(opts.minMs);
-  let count = await tail.poll();
-  let changed = Date.now();
-  while (Date.now() - start < opts.maxMs) {
-    if (opts.done?.()) {
-      // a short grace to catch duplicates that follow at once
-      await sleep(300);
-      await tail.poll();
-      return "done";
-    }
-    if (Date.now() - changed >= opts.quietMs) return "quiet";
-    await sleep(200);
-    const n = await tail.poll();
-    if (n !== count) {
-      count = n;
-      changed = Date.now();
-    }
-  }
-  return "timeout";
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Engines.
 
-type EngineKind = "bpftrace" | "polling" | "seed";
-
-interface EngineSpec {
-  kind: EngineKind;
-  key: string;
-  label: string;
-  env: Record<string, string>;
-}
-
 const ENGINES: EngineSpec[] = [
+  {
+    kind: "libbpf",
+    key: "libbpf",
+    label: "libbpf engine (ebpf/main.ts, EBPF_ENGINE=libbpf)",
+    env: { EBPF_ENGINE: "libbpf", EBPF_ONLY: "1" },
+  },
   {
     kind: "bpftrace",
     key: "bpftrace",
@@ -295,8 +169,17 @@ const ENGINES: EngineSpec[] = [
 class Engine {
   /** The bpftrace child of the bpftrace engine. */
   bpftracePid?: number;
+  /** When it was spawned: performance.now() and wall-clock ms (for the listener's `ts`). */
+  readonly spawnedAt = performance.now();
+  readonly spawnedWall = Date.now();
 
   constructor(readonly spec: EngineSpec, readonly proc: Proc) {}
+
+  /** The process that holds the BPF programs' fds: bpftrace for the bpftrace engine, the engine's deno itself for
+   * libbpf; undefined for the others. */
+  get bpfPid(): number | undefined {
+    return this.spec.kind === "libbpf" ? this.proc.pid : this.bpftracePid;
+  }
 
   async stop(): Promise<void> {
     await this.proc.stop();
@@ -325,12 +208,12 @@ async function startEngine(
   listenerUrl: string,
   denoFlags: string[],
 ): Promise<Engine> {
-  const task = spec.kind === "bpftrace" ? await denoTask("ebpf") : { env: {}, v8Flags: [] };
+  const task = isEbpf(spec.kind) ? await denoTask("ebpf") : { env: {}, v8Flags: [] };
   const env: Record<string, string> = { ...task.env, ...spec.env, LISTENER_URL: listenerUrl };
   if (spec.kind === "seed") return res.track(new Engine(spec, startIn(ns, ["bash", SEED_LOOP], env)));
   env.SNAPSHOT_PATH = `${SHM_DIR}/snapshot-${crypto.randomUUID().slice(0, 8)}.json`;
   env.SPOOL_PATH = `${dir}/spool-${crypto.randomUUID().slice(0, 8)}`;
-  const main = spec.kind === "bpftrace" ? EBPF_MAIN : WATCHER_MAIN;
+  const main = isEbpf(spec.kind) ? EBPF_MAIN : WATCHER_MAIN;
   return res.track(
     new Engine(spec, startIn(ns, [Deno.execPath(), "run", "-A", ...task.v8Flags, ...denoFlags, main], env)),
   );
@@ -371,17 +254,8 @@ function burstCase(size: number, base: number, opts: EbpfBenchOptions, first = f
     items.push({ port: base + i, at: 0, hold: opts.burstHoldMs / 1000, proto: i % 2 ? "udp" : "tcp" });
   }
   return first
-    ? { key: `first${size}`, label: `first burst of ${fmtInt(size)} after start (warm-up, no target)`, items }
+    ? { key: `first${size}`, label: `first burst of ${fmtInt(size)} after start (cold)`, items }
     : { key: `burst${size}`, label: `burst of ${fmtInt(size)}`, items };
-}
-
-/** A group of ports reported together (one row): a hold time, or a burst. */
-interface Group {
-  key: string;
-  label: string;
-  /** Index into the phases, and the items of that phase in this group. */
-  phase: number;
-  indexes: number[];
 }
 
 function groupsOf(cases: Case[]): Group[] {
@@ -413,72 +287,15 @@ function groupsOf(cases: Case[]): Group[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The load generator: `rate` bind+close per second, UDP bind and TCP listen alternately.
+// CPU at 1,000 binds/s: the load generator in the engine's namespace.
 
-interface LoadResult {
-  count: number;
-  seconds: number;
-  /** CPU seconds of the load generator itself (user, system) over the whole run. */
-  user: number;
-  sys: number;
-  late: number;
-  /** When its result line arrived here (ms since the epoch): the end of the load. */
-  endMs: number;
-}
-
-/** What the CPU phase measured for one engine. */
-interface CpuResult {
-  load: LoadResult;
-  /** Measured window, s. */
-  seconds: number;
-  /** % of one core, engine process tree. */
-  userPct: number;
-  sysPct: number;
-  /** % of one core, the listener the engine delivers to (not the engine's; for where the CPU goes). */
-  listenerPct: number;
-  /** % of one core by comm. */
-  byComm: [string, number][];
-  /** BPF programs' run time as % of one core, and runs per second (bpftrace engine, bpf_stats on). */
-  bpfPct?: number;
-  bpfRunsPerS?: number;
-  bpfProgs?: number;
-  /** Load ports stored as opened / closed, each way. */
-  opens: number;
-  closes: number;
-  /** The last load event stored, ms after the load ended (how far behind the engine was). */
-  lagMs?: number;
-  /** Events were still arriving when the wait after the load ended ({@link LOAD_WAIT_MS}). */
-  stillArriving: boolean;
-}
-
-async function runLoad(
-  res: Resources,
-  ns: NetNs,
-  opts: EbpfBenchOptions,
-  during?: (windowMs: number) => Promise<void>,
-): Promise<LoadResult> {
-  const total = opts.loadWarmupS + opts.loadSeconds + 1;
-  const proc = res.track(startIn(ns, [
-    "python3",
-    "-c",
-    LOADGEN_PY,
-    String(opts.loadRate),
-    String(total),
-    String(LOAD_BASE),
-    String(LOAD_SPAN),
-  ]));
-  try {
-    await proc.waitForLine(/^ready$/);
-    if (during) {
-      await sleep(opts.loadWarmupS * 1000);
-      await during(opts.loadSeconds * 1000);
-    }
-    const m = await proc.waitForLine(/^(\{.*\})$/, (total + 30) * 1000);
-    return { ...JSON.parse(m[1]), endMs: Date.now() } as LoadResult;
-  } finally {
-    await res.release(proc);
-  }
-}
+/** The 1,000 binds/s load: its ports, reused every 2 s. */
+const loadSpec = (opts: EbpfBenchOptions): LoadSpec => ({
+  rate: opts.loadRate,
+  seconds: opts.loadWarmupS + opts.loadSeconds + 1,
+  base: LOAD_BASE,
+  span: LOAD_SPAN,
+});
 
 async function cpuPhase(
   res: Resources,
@@ -493,30 +310,35 @@ async function cpuPhase(
   let la: TreeCpu | undefined, lb: TreeCpu | undefined;
   let bpfA: ReturnType<typeof bpfProgStats> | undefined, bpfB: typeof bpfA;
   let seconds = 0;
-  const bpftrace = engine.bpftracePid;
-  const stats = bpftrace !== undefined && enableBpfStats();
+  const meter = new TreeRunTime(engine.proc.pid);
+  const bpfPid = engine.bpfPid;
+  const stats = bpfPid !== undefined && enableBpfStats();
+  const spec = loadSpec(opts);
   try {
-    const load = await runLoad(res, ns, opts, async (windowMs) => {
-      a = treeCpu(engine.proc.pid);
-      la = treeCpu(listenerPid);
-      if (stats) bpfA = bpfProgStats(bpftrace!);
-      const t0 = performance.now();
-      await sleep(windowMs);
-      b = treeCpu(engine.proc.pid);
-      lb = treeCpu(listenerPid);
-      if (stats) bpfB = bpfProgStats(bpftrace!);
-      seconds = (performance.now() - t0) / 1000;
+    const load = await runLoad(res, ns, spec, {
+      afterMs: opts.loadWarmupS * 1000,
+      run: async () => {
+        a = treeCpu(engine.proc.pid);
+        meter.sample(true);
+        la = treeCpu(listenerPid);
+        if (stats) bpfA = bpfProgStats(bpfPid!);
+        const t0 = performance.now();
+        await meter.sampleFor(opts.loadSeconds * 1000);
+        b = treeCpu(engine.proc.pid);
+        lb = treeCpu(listenerPid);
+        if (stats) bpfB = bpfProgStats(bpfPid!);
+        seconds = (performance.now() - t0) / 1000;
+      },
     });
     const inLoad = (e: Stored) => e.port >= LOAD_BASE && e.port < LOAD_BASE + LOAD_SPAN;
     const how = await settle(tail, {
-      minMs: engine.spec.kind === "bpftrace" ? 500 : 1_500,
+      minMs: isEbpf(engine.spec.kind) ? 500 : 1_500,
       quietMs: 1_500,
       maxMs: LOAD_WAIT_MS,
-      done: engine.spec.kind === "bpftrace"
+      done: isEbpf(engine.spec.kind)
         ? () => tail.events.filter((e) => inLoad(e) && e.event === "close").length >= load.count
         : undefined,
     });
-    const ev = tail.events.filter((e) => inLoad(e) && !e.source?.startsWith("shutdown"));
     const pctOf = (ticks: number) => (ticks / tck / seconds) * 100;
     const byComm = [...b!.byComm].map(([c, t]) =>
       [c, pctOf(t - (a!.byComm.get(c) ?? 0))] as [string, number]
@@ -526,14 +348,11 @@ async function cpuPhase(
       seconds,
       userPct: pctOf(b!.user - a!.user),
       sysPct: pctOf(b!.sys - a!.sys),
+      runPct: (meter.ns / 1e9 / seconds) * 100,
       byComm,
       listenerPct: pctOf(lb!.user + lb!.sys - la!.user - la!.sys),
-      bpfPct: bpfA && bpfB ? ((bpfB.ns - bpfA.ns) / 1e9 / seconds) * 100 : undefined,
-      bpfRunsPerS: bpfA && bpfB ? (bpfB.runs - bpfA.runs) / seconds : undefined,
-      bpfProgs: bpfB?.progs,
-      opens: ev.filter((e) => e.event === "open").length,
-      closes: ev.filter((e) => e.event === "close").length,
-      lagMs: ev.length ? ev.reduce((m, e) => Math.max(m, e.ts), 0) - load.endMs : undefined,
+      bpf: bpfWindow(bpfA, bpfB, seconds),
+      capture: loadCapture(tail, spec, load),
       stillArriving: how === "timeout",
     };
   } finally {
@@ -543,16 +362,6 @@ async function cpuPhase(
 
 // ---------------------------------------------------------------------------------------------------------------
 // One engine, every phase.
-
-interface EngineRun {
-  spec: EngineSpec;
-  /** What the opener did, per phase (same order as the cases). */
-  opened: Opened[][];
-  /** Stored events (not shutdown closes) per port. */
-  byPort: Map<number, Stored[]>;
-  cpu: CpuResult;
-  readyS: number;
-}
 
 async function runEngine(
   res: Resources,
@@ -566,44 +375,52 @@ async function runEngine(
   try {
     const listener = await startListener(res, ns, dir, ["--max-bytes", "0"]);
     const tail = new LogTail(listener.logPath);
-    const t0 = performance.now();
     const engine = await startEngine(res, ns, spec, dir, listener.url, opts.denoFlags);
     try {
-      if (spec.kind === "bpftrace") {
-        await waitUntil(
-          "the bpftrace engine's 'watching ... with bpftrace events' line",
-          () => {
-            if (/watching .* with bpftrace events/.test(engine.proc.stderr)) return true;
-            if (/no eBPF engine can run|exited/.test(engine.proc.stderr)) {
-              throw new Error(`the bpftrace engine did not start: ${engine.proc.describe()}`);
-            }
-            return false;
-          },
-          90_000,
-          50,
-        );
-        engine.bpftracePid = processTree(engine.proc.pid).find((p) => p.comm === "bpftrace")?.pid;
-        if (engine.bpftracePid === undefined) throw new Error("no bpftrace child of the bpftrace engine");
+      let startS: number | undefined;
+      if (isEbpf(spec.kind)) {
+        // checked as each chunk of stderr arrives: the moment it resolves is the moment the line came
+        await engine.proc.waitForStderr(new RegExp(`watching .* with ${spec.kind} events`), 90_000)
+          .catch((e) => {
+            throw new Error(`the ${spec.kind} engine did not start: ${(e as Error).message}`);
+          });
+        startS = (performance.now() - engine.spawnedAt) / 1000;
+        if (spec.kind === "bpftrace") {
+          engine.bpftracePid = processTree(engine.proc.pid).find((p) => p.comm === "bpftrace")?.pid;
+          if (engine.bpftracePid === undefined) throw new Error("no bpftrace child of the bpftrace engine");
+        }
       }
-      await waitUntil(
+      const own = await waitUntil(
         `${spec.label} to report the listener's own port`,
         async () => {
           await tail.poll();
-          return tail.events.some((e) => e.event === "open" && e.port === listener.port);
+          return tail.events.find((e) => e.event === "open" && e.port === listener.port);
         },
         60_000,
-        50,
+        10,
       );
-      const readyS = (performance.now() - t0) / 1000;
-      await sleep(500);
-      progress(`${spec.key}: ready in ${readyS.toFixed(1)} s`);
+      // when the listener stored it (its `ts`, 1 ms resolution), not when this poll found it
+      const readyS = (own.ts - engine.spawnedWall) / 1000;
+      progress(
+        `${spec.key}: ${
+          startS === undefined ? "" : `start line ${(startS * 1000).toFixed(0)} ms, `
+        }ready (own ` +
+          `port stored) ${(readyS * 1000).toFixed(0)} ms after spawn`,
+      );
+      await sleep(500 + opts.idleWarmupS * 1000);
+      const idle = await measureIdle(engine.proc.pid, engine.bpfPid, opts.idleSeconds, tck);
+      progress(
+        `${spec.key}: idle ${idle.runPct.toFixed(3)}% of one core over ${idle.seconds.toFixed(1)} s${
+          idle.bpf ? `, BPF programs ${idle.bpf.pct.toFixed(3)}%` : ""
+        }`,
+      );
 
       const opened: Opened[][] = [];
       for (const c of cases) {
         const ports = new Set(c.items.map((i) => i.port));
         opened.push(await runOpener(c.items, ns.wrap.bind(ns)));
         const how = await settle(tail, {
-          minMs: spec.kind === "bpftrace" ? 200 : 1_500,
+          minMs: isEbpf(spec.kind) ? 200 : 1_500,
           quietMs: 1_500,
           maxMs: 90_000,
           done: () => {
@@ -626,9 +443,28 @@ async function runEngine(
       const cpu = await cpuPhase(res, ns, engine, listener.proc.pid, tail, opts, tck);
       progress(
         `${spec.key}: ${fmtInt(cpu.load.count)} bind+close in ${cpu.load.seconds.toFixed(1)} s: CPU ${
-          (cpu.userPct + cpu.sysPct).toFixed(2)
-        }% of one core; load ports stored ${cpu.opens} opens, ${cpu.closes} closes`,
+          cpuTotal(cpu).toFixed(2)
+        }% of one core; load ports stored ${cpu.capture.opens} opens, ${cpu.capture.closes} closes`,
       );
+      let flood: FloodResult | undefined, floodWhy: string | undefined;
+      if (isEbpf(spec.kind)) {
+        flood = await floodPhase(res, ns, engine.proc, tail, {
+          rate: opts.floodRate,
+          seconds: opts.floodSeconds,
+          waitMs: LOAD_WAIT_MS,
+        });
+        progress(
+          `${spec.key}: flood: ${fmtInt(flood.load.count)} bind+close in ${
+            flood.load.seconds.toFixed(1)
+          } s; ` +
+            `stored ${flood.capture.opens} opens, ${flood.capture.closes} closes; ${flood.capture.portsExact}/` +
+            `${flood.capture.ports} ports exact${
+              flood.notes.length ? `; engine log: ${flood.notes.join(" | ")}` : ""
+            }`,
+        );
+      } else {
+        floodWhy = "a polling engine does not see sockets that live microseconds (by design)";
+      }
       await tail.poll();
       const byPort = new Map<number, Stored[]>();
       for (const e of tail.events) {
@@ -637,7 +473,7 @@ async function runEngine(
         list.push(e);
         byPort.set(e.port, list);
       }
-      return { spec, opened, byPort, cpu, readyS };
+      return { spec, opened, byPort, cpu, startS, readyS, idle, flood, floodWhy };
     } finally {
       await res.release(engine);
       await res.release(listener.proc);
@@ -652,7 +488,7 @@ async function runEngine(
 async function runBaseline(res: Resources, opts: EbpfBenchOptions): Promise<LoadResult> {
   const ns = res.track(await NetNs.create());
   try {
-    return await runLoad(res, ns, opts);
+    return await runLoad(res, ns, loadSpec(opts));
   } finally {
     await res.release(ns);
   }
@@ -660,33 +496,6 @@ async function runBaseline(res: Resources, opts: EbpfBenchOptions): Promise<Load
 
 // ---------------------------------------------------------------------------------------------------------------
 // Analysis.
-
-interface GroupStats {
-  ports: number;
-  /** Ports with exactly one open / close event, none, more than one. */
-  openOnce: number;
-  openMissing: number;
-  openDup: number;
-  closeOnce: number;
-  closeMissing: number;
-  closeDup: number;
-  /** Ports whose first close was stored before their first open, or with a close and no open. */
-  misordered: number;
-  /** Ports with an event of the wrong protocol. */
-  wrongProto: number;
-  /** Open-to-stored and close-to-stored latencies (first event), ms. */
-  openLat: number[];
-  closeLat: number[];
-  /** Ports with something other than one open then one close. */
-  anomalies: {
-    port: number;
-    proto: string;
-    holdMs: number;
-    events: Stored[];
-    openMs: number;
-    closeMs: number;
-  }[];
-}
 
 function groupStats(r: EngineRun, cases: Case[], g: Group): GroupStats {
   const s: GroupStats = {
@@ -726,7 +535,7 @@ function groupStats(r: EngineRun, cases: Case[], g: Group): GroupStats {
     if (closes.length) s.closeLat.push(closes[0].ts - o.closeMs);
     const seenAtAll = opens.length > 0 || closes.length > 0;
     const bad = opens.length > 1 || closes.length > 1 || misordered || wrong ||
-      (r.spec.kind === "bpftrace"
+      (isEbpf(r.spec.kind)
         ? opens.length !== 1 || closes.length !== 1
         : seenAtAll && (opens.length !== 1 || closes.length !== 1));
     if (bad) {
@@ -743,22 +552,22 @@ function groupStats(r: EngineRun, cases: Case[], g: Group): GroupStats {
   return s;
 }
 
-const ALIGN_R = (n: number, left = 1) =>
-  [...Array(left).fill("left"), ...Array(n - left).fill("right")] as ("left" | "right")[];
+/** Engines compared in the ratio columns, [a, b] for "a ÷ b", where both ran. */
+function pairs(runs: EngineRun[], of: [string, string][]): [string, string][] {
+  const has = (k: string) => runs.some((r) => r.spec.key === k);
+  return of.filter(([a, b]) => has(a) && has(b));
+}
 
 function captureTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, groups: Group[]): string {
-  const key = (k: string) => runs.find((r) => r.spec.key === k);
   const rate = (k: string, gi: number) => {
     const s = stats.get(k)?.[gi];
     return s && s.ports ? (s.ports - s.openMissing) / s.ports : undefined;
   };
-  const header = [
-    "ports",
-    ...runs.map((r) => r.spec.key),
-    "bpftrace ÷ poll",
-    "bpftrace ÷ poll0",
-    "bpftrace ÷ seed",
-  ];
+  const ratios = pairs(runs, [["libbpf", "bpftrace"], ["bpftrace", "poll"], ["bpftrace", "poll0"], [
+    "bpftrace",
+    "seed",
+  ]]);
+  const header = ["ports", ...runs.map((r) => r.spec.key), ...ratios.map(([a, b]) => `${a} ÷ ${b}`)];
   const rows = groups.map((g, gi) => [
     `${g.label} (${g.indexes.length})`,
     ...runs.map((r) => {
@@ -766,7 +575,7 @@ function captureTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, group
       const seen = s.ports - s.openMissing;
       return `${seen}/${s.ports} (${((seen / s.ports) * 100).toFixed(0)}%)`;
     }),
-    ...["poll", "poll0", "seed"].map((k) => key(k) ? fmtRatio(rate("bpftrace", gi), rate(k, gi)) : "n/a"),
+    ...ratios.map(([a, b]) => fmtRatio(rate(a, gi), rate(b, gi))),
   ]);
   return markdownTable(header, rows, ALIGN_R(header.length));
 }
@@ -806,10 +615,14 @@ function exactTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, groups:
 }
 
 function latencyTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, groups: Group[]): string {
+  const ratios = [
+    ...pairs(runs, [["libbpf", "bpftrace"]]).flatMap(([a, b]) => [[a, b, 0.5], [a, b, 0.99]] as const),
+    ...pairs(runs, [["seed", "bpftrace"]]).map(([a, b]) => [a, b, 0.5] as const),
+  ];
   const header = [
     "ports",
     ...runs.flatMap((r) => [`${r.spec.key} p50`, `${r.spec.key} p99`]),
-    "seed p50 ÷ bpftrace p50",
+    ...ratios.map(([a, b, p]) => `${a} p${p * 100} ÷ ${b} p${p * 100}`),
   ];
   const row = (label: string, get: (k: string) => number[]) => [
     label,
@@ -817,7 +630,7 @@ function latencyTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, group
       const l = get(r.spec.key);
       return [fmtMs(pct(l, 0.5)), fmtMs(pct(l, 0.99))];
     }),
-    fmtRatio(pct(get("seed"), 0.5), pct(get("bpftrace"), 0.5)),
+    ...ratios.map(([a, b, p]) => fmtRatio(pct(get(a), p), pct(get(b), p))),
   ];
   const rows = groups.map((g, gi) => row(`open, ${g.label}`, (k) => stats.get(k)?.[gi].openLat ?? []));
   const holdIdx = groups.flatMap((g, gi) => (g.key.startsWith("hold") ? [gi] : []));
@@ -826,7 +639,7 @@ function latencyTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, group
   rows.push(row("**open, every hold-time port seen (1-120 ms)**", (k) => holds(k, "openLat")));
   rows.push(row("**close, every hold-time port seen (1-120 ms)**", (k) => holds(k, "closeLat")));
   for (const [gi, g] of groups.entries()) {
-    if (g.key.startsWith("burst")) {
+    if (!g.key.startsWith("hold")) {
       rows.push(row(`close, ${g.label}`, (k) => stats.get(k)?.[gi].closeLat ?? []));
     }
   }
@@ -836,13 +649,14 @@ function latencyTable(runs: EngineRun[], stats: Map<string, GroupStats[]>, group
 function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
   const perBindUs = (l: LoadResult) => ((l.user + l.sys) / l.count) * 1e6;
   const bp = runs.find((r) => r.spec.kind === "bpftrace");
-  const total = (r: EngineRun) => r.cpu.userPct + r.cpu.sysPct;
+  const total = (r: EngineRun) => cpuTotal(r.cpu);
   const header = [
     "engine",
     "process tree (CPU % of one core each)",
     "CPU % user",
     "CPU % sys",
     "CPU % total",
+    "CPU % total (schedstat)",
     "÷ bpftrace",
     "binds/s done",
     "load ports stored open / close",
@@ -855,6 +669,7 @@ function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
   ];
   const rows = runs.map((r) => {
     const expected = r.cpu.load.count;
+    const c = r.cpu.capture;
     return [
       r.spec.key,
       r.cpu.byComm.filter(([, p]) => p >= 0.005).sort((a, b) => b[1] - a[1]).map(([c, p]) =>
@@ -864,27 +679,29 @@ function cpuTable(runs: EngineRun[], baseline: LoadResult): string {
       r.cpu.userPct.toFixed(2),
       r.cpu.sysPct.toFixed(2),
       total(r).toFixed(2),
+      r.cpu.runPct.toFixed(2),
       bp ? fmtRatio(total(r), total(bp)) : "n/a",
       fmtInt(r.cpu.load.count / r.cpu.load.seconds),
-      `${fmtInt(r.cpu.opens)} / ${fmtInt(r.cpu.closes)} of ${fmtInt(expected)}`,
-      r.cpu.lagMs === undefined
+      `${fmtInt(c.opens)} / ${fmtInt(c.closes)} of ${fmtInt(expected)}`,
+      c.lagMs === undefined
         ? "n/a"
-        : r.cpu.lagMs < 0
+        : c.lagMs < 0
         ? "during the load"
-        : `${(r.cpu.lagMs / 1000).toFixed(2)} s${
+        : `${(c.lagMs / 1000).toFixed(2)} s${
           r.cpu.stillArriving ? ` (still arriving when the ${LOAD_WAIT_MS / 1000} s wait ended)` : ""
         }`,
       perBindUs(r.cpu.load).toFixed(1),
       fmtRatio(perBindUs(r.cpu.load), perBindUs(baseline)),
-      r.cpu.bpfPct === undefined
+      r.cpu.bpf === undefined
         ? ""
-        : `${r.cpu.bpfPct.toFixed(2)} (${fmtInt(r.cpu.bpfRunsPerS)} runs/s, ${r.cpu.bpfProgs} programs)`,
+        : `${r.cpu.bpf.pct.toFixed(2)} (${fmtInt(r.cpu.bpf.runsPerS)} runs/s, ${r.cpu.bpf.progs} programs)`,
       r.cpu.listenerPct.toFixed(2),
       (((r.cpu.load.user + r.cpu.load.sys) / r.cpu.load.seconds) * 100).toFixed(2),
     ];
   });
   rows.push([
     "no engine (load generator alone)",
+    "",
     "",
     "",
     "",
@@ -912,9 +729,7 @@ function anomalyReport(runs: EngineRun[], stats: Map<string, GroupStats[]>, grou
     out.push(
       "",
       `**${r.spec.key}**: ${list.length} port(s) ${
-        r.spec.kind === "bpftrace"
-          ? "without exactly one open then one close"
-          : "seen but not exactly once each way"
+        isEbpf(r.spec.kind) ? "without exactly one open then one close" : "seen but not exactly once each way"
       } (first 20; times relative to the opener's listen()/bind()):`,
       "",
     );
@@ -945,7 +760,11 @@ async function versions(): Promise<string> {
       return "n/a";
     }
   };
-  return `deno ${Deno.version.deno}, Linux ${await first(["uname", "-r"])}, ${await first([
+  let libbpf = "libbpf n/a";
+  try {
+    libbpf = Deno.realPathSync("/usr/lib/x86_64-linux-gnu/libbpf.so.1").split("/").pop()!;
+  } catch { /* not there */ }
+  return `deno ${Deno.version.deno}, Linux ${await first(["uname", "-r"])}, ${libbpf}, ${await first([
     "bpftrace",
     "--version",
   ])}, ${await first(
@@ -1002,70 +821,33 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
     for (const spec of ENGINES.filter((e) => !opts.engines || opts.engines.includes(e.key))) {
       runs.push(await runEngine(res, spec, cases, opts, tck));
     }
+    const memory: MemResult[] = [];
+    for (const engine of ["libbpf", "bpftrace"] as const) {
+      if (!runs.some((r) => r.spec.key === engine)) continue;
+      memory.push(
+        await runMemory(res, engine, {
+          load: { ...loadSpec(opts), seconds: opts.loadWarmupS + opts.memSeconds + 1 },
+          warmupS: opts.loadWarmupS,
+          windowS: opts.memSeconds,
+          shmDir: SHM_DIR,
+        }),
+      );
+    }
     const stats = new Map(runs.map((r) => [r.spec.key, groups.map((g) => groupStats(r, cases, g))]));
     const minutes = (performance.now() - t0) / 60_000;
-
-    const bp = stats.get("bpftrace")!;
-    const bpRun = runs.find((r) => r.spec.kind === "bpftrace")!;
-    const bpTotalCpu = bpRun.cpu.userPct + bpRun.cpu.sysPct;
-    const holdGroups = HOLDS_MS.map((h) => ({
-      h,
-      idx: groups.flatMap((g, gi) => (g.key.startsWith(`hold${h}`) ? [gi] : [])),
-    }));
-    const targets: string[] = [];
-    for (const { h, idx } of holdGroups) {
-      const ss = idx.map((i) => bp[i]);
-      const ports = ss.reduce((n, s) => n + s.ports, 0);
-      const exact = ss.reduce((n, s) => n + Math.min(s.openOnce, s.closeOnce), 0);
-      const ok = ss.every((s) => s.openOnce === s.ports && s.closeOnce === s.ports && s.misordered === 0);
-      targets.push(
-        `- ${verdict(ok)} held ${h} ms: bpftrace captures 100%, each port once each way — opens ×1 ${
-          ss.reduce((n, s) => n + s.openOnce, 0)
-        }/${ports}, closes ×1 ${ss.reduce((n, s) => n + s.closeOnce, 0)}/${ports}` +
-          (ok ? "" : ` (${ports - exact} port(s) not exact)`),
-      );
-    }
-    for (const [gi, g] of groups.entries()) {
-      if (!g.key.startsWith("burst")) continue;
-      const s = bp[gi];
-      const ok = s.openOnce === s.ports && s.closeOnce === s.ports && s.misordered === 0;
-      targets.push(
-        `- ${
-          verdict(ok)
-        } ${g.label}: bpftrace captures 100%, each port once each way — opens ×1 ${s.openOnce}/${s.ports} ` +
-          `(missing ${s.openMissing}, dup ${s.openDup}), closes ×1 ${s.closeOnce}/${s.ports} (missing ${s.closeMissing}, ` +
-          `dup ${s.closeDup})`,
-      );
-    }
-    const p99Line = (what: string, l: number[]) =>
-      `- ${
-        verdict((pct(l, 0.99) ?? Infinity) < 50)
-      } bpftrace p99 open-to-event (stored) < 50 ms, ${what} — ` +
-      `${fmtMs(pct(l, 0.99))} (p50 ${fmtMs(pct(l, 0.5))}, max ${fmtMs(pct(l, 1))}, ${l.length} ports)`;
-    targets.push(
-      p99Line("ports held 1-120 ms", holdGroups.flatMap(({ idx }) => idx.flatMap((i) => bp[i].openLat))),
-    );
-    for (const [gi, g] of groups.entries()) {
-      if (g.key.startsWith("burst")) targets.push(p99Line(g.label, bp[gi].openLat));
-    }
-    targets.push(
-      `- ${verdict(bpTotalCpu < 5)} bpftrace engine < 5% of one core at ${
-        fmtInt(opts.loadRate)
-      } binds/s (deno + ` +
-        `bpftrace) — ${bpTotalCpu.toFixed(2)}%` +
-        (bpRun.cpu.bpfPct === undefined
-          ? ""
-          : `; plus ${bpRun.cpu.bpfPct.toFixed(2)}% in the BPF programs, kernel-side, not in that figure`),
-      `- ${verdict(bpRun.cpu.opens === bpRun.cpu.load.count && bpRun.cpu.closes === bpRun.cpu.load.count)} ` +
-        `(extra) bpftrace stores every load bind once each way at ${fmtInt(opts.loadRate)} binds/s, within ` +
-        `${LOAD_WAIT_MS / 1000} s of the load's end — opens ${fmtInt(bpRun.cpu.opens)}, closes ${
-          fmtInt(bpRun.cpu.closes)
-        } of ${fmtInt(bpRun.cpu.load.count)}`,
-    );
+    const targets = targetLines({
+      runs,
+      stats,
+      groups,
+      loadRate: opts.loadRate,
+      floodRate: opts.floodRate,
+      loadWaitMs: LOAD_WAIT_MS,
+      memory,
+    });
 
     const holdPorts = cases.find((c) => c.key === "holds")!.items.length;
     const parts = [
-      "# eBPF engine benchmark: bpftrace engine vs polling vs the seed's ss loop",
+      "# eBPF engine benchmark: libbpf and bpftrace engines vs polling vs the seed's ss loop",
       "",
       `${new Date().toISOString()} — ${header}; ${
         opts.quick ? "BENCH_QUICK=1 (small counts)" : "full run"
@@ -1076,15 +858,15 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       "",
       ...runs.map((r) =>
         `- \`${r.spec.key}\`: ${r.spec.label} — ${
-          r.spec.kind === "bpftrace"
-            ? "`deno run -A ebpf/main.ts` with the `ebpf` task's environment and V8 flags, EBPF_ENGINE=bpftrace " +
-              "EBPF_ONLY=1, events of its own namespace"
+          isEbpf(r.spec.kind)
+            ? "`deno run -A ebpf/main.ts` with the `ebpf` task's environment and V8 flags, " +
+              `EBPF_ENGINE=${r.spec.kind} EBPF_ONLY=1, events of its own namespace`
             : r.spec.kind === "polling"
             ? `\`deno run -A watcher/main.ts\`, ${
               Object.entries(r.spec.env).map(([k, v]) => `${k}=${v}`).join(" ")
             }`
             : `bench/seed_ss_loop.sh, ${Object.entries(r.spec.env).map(([k, v]) => `${k}=${v}`).join(" ")}`
-        }; ready (listener's own port stored) ${r.readyS.toFixed(1)} s after start`
+        }; ready (listener's own port stored) ${(r.readyS * 1000).toFixed(0)} ms after spawn`
       ),
       "",
       `Ports: ${holdPorts} ports held ${
@@ -1095,8 +877,9 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       } s ` +
       `(the same seeded schedule for every engine), after a first burst of ${
         fmtInt(biggest)
-      } ports that warms ` +
-      `the engine and the listener (their first big batches run cold code; its own row, not in the targets); then ` +
+      } ports that comes ` +
+      `first after start, cold (the engine's and the listener's first big batch runs cold code; a row of its own, ` +
+      `not in the bpftrace targets, in the libbpf cold-burst targets); then ` +
       `bursts of ${opts.bursts.map(fmtInt).join(" and ")} ports ` +
       `(TCP/UDP alternating) opened back to back as fast as python3 can, each closed ${opts.burstHoldMs} ms after ` +
       `it opened; each phase ends when every port's close was stored or nothing new came for 1.5 s.`,
@@ -1132,25 +915,75 @@ export async function runEbpfBench(opts: EbpfBenchOptions = ebpfOptionsFromEnv()
       } s; CPU is measured over ` +
       `${opts.loadSeconds} s after ${opts.loadWarmupS} s of warm-up: utime+stime deltas from /proc/<pid>/stat ` +
       "of the engine's process tree (every live descendant, plus cutime+cstime of what they reaped), as % of " +
-      "one core: for the bpftrace engine deno and its bpftrace child, for polling the deno process, for the " +
+      "one core: for the libbpf engine its deno process alone, for the bpftrace engine deno and its bpftrace " +
+      "child, for polling the deno process, for the " +
       "seed loop bash and its ss/awk/sort/comm/curl/sleep children. The engine delivers what it sees to the " +
       "listener (not counted in the engine's figure; its own CPU over the same window is the `listener CPU %` " +
       "column, and the load generator's over its whole run `load gen CPU %`, for where the machine's CPU goes). " +
       "`load ports stored` counts the open and close events stored for the load's " +
       "ports (each port is reused every 2 s, so every bind is one open and one close); the next column is when " +
       `the last of them was stored, after the load ended (the engine's backlog; the wait stops after ` +
-      `${LOAD_WAIT_MS / 1000} s).`,
+      `${LOAD_WAIT_MS / 1000} s). \`CPU % total (schedstat)\`: the same tree's live threads from ` +
+      "/proc/<pid>/task/<tid>/schedstat (ns, sampled every 250 ms), for precision below a clock tick.",
       "",
       cpuTable(runs, baseline),
       "",
-      "Kernel-side cost is not in the engines' process CPU: the bpftrace engine's BPF programs run in the " +
+      "Kernel-side cost is not in the engines' process CPU: the eBPF engines' BPF programs run in the " +
       "context of the process making the syscall (here the load generator; `sys_enter_close` fires for every " +
       "close() on the host, filtered by a map lookup), so it shows up as the load generator's system time " +
       "(the `load gen CPU µs per bind+close` column, against the same load with no engine) and, measured " +
-      "directly, in the last column: the run time of the engine's BPF programs from /proc/<bpftrace>/fdinfo " +
+      "directly, in the `BPF programs` column: the run time of the engine's BPF programs from the fdinfo of the " +
+      "bpf-prog fds of the process holding them (/proc/<bpftrace>/fdinfo; for libbpf /proc/<deno>/fdinfo) " +
       "(`run_time_ns`, with kernel.bpf_stats_enabled=1 switched on for that window only and put back; the " +
       "statistics themselves add a little). The polling engines' netlink dumps run in their own syscalls, so " +
       "their kernel time is in their `sys` column; the seed loop's ss likewise.",
+      "",
+      "## 5. Start-up",
+      "",
+      "From spawn (`deno run`, as the `ebpf` task runs it, inside `ip netns exec`) to the engine's start line on " +
+      "stderr (seen as the chunk arrives), and to the `ts` of the listener's own port's open event as the " +
+      "listener stored it (delivered over HTTP: the engine's first scan, delivered).",
+      "",
+      startupTable(runs),
+      "",
+      "## 6. Idle",
+      "",
+      `${
+        opts.idleWarmupS + 0.5
+      } s after the engine was ready, before the first burst, nothing in its namespace ` +
+      `opening or closing anything: the engine's process tree over ${opts.idleSeconds} s (clock ticks as in ` +
+      "section 4, and schedstat, the precise figure the target reads: one clock tick over 10 s is 0.1% of a " +
+      "core). The eBPF engines reconcile every 30 s; a reconciliation falls in the window only in a full run. " +
+      "`BPF programs`: their run time over the same window, for every close() and exit on the host, filtered " +
+      "in the kernel.",
+      "",
+      idleTable(runs.map((r) => ({ key: r.spec.key, idle: r.idle }))),
+      "",
+      `## 7. Capture at ${fmtInt(opts.floodRate)} binds/s`,
+      "",
+      `After section 4, the eBPF engines only: the same load generator at ${
+        fmtInt(opts.floodRate)
+      } bind+close ` +
+      `per second for ${opts.floodSeconds} s, on ports ${FLOOD_BASE}-${
+        FLOOD_BASE + FLOOD_SPAN - 1
+      } in turn ` +
+      "(each reused once a second); for every port, the opens and the closes stored must both equal the binds " +
+      `done on it. The wait for the engine to deliver ends when every close was stored, after 3 s with nothing ` +
+      `new, or after ${LOAD_WAIT_MS / 1000} s.`,
+      "",
+      floodTable(runs.map((r) => ({ key: r.spec.key, flood: r.flood, why: r.floodWhy }))),
+      "",
+      "## 8. Memory of the whole tree, as users start it",
+      "",
+      "Each eBPF engine once more, started as `deno task ebpf` (EBPF_ENGINE=<engine> EBPF_ONLY=1) in a fresh " +
+      "namespace with its listener, so the task runner (a deno process of its own) is in the tree, under the " +
+      `${fmtInt(opts.loadRate)} binds/s load: after ${opts.loadWarmupS} s, the tree read once a second for ` +
+      `${opts.memSeconds} s (/proc/<pid>/status VmRSS and RssFile, /proc/<pid>/smaps_rollup Pss and Anonymous), ` +
+      "the sample with the largest RSS sum shown, in MB (MiB). The runner and the engine map the same deno " +
+      "executable, whose pages the RSS sum counts twice; the PSS sum splits shared pages between the processes " +
+      "sharing them; `shared counted once` is Σ Anonymous + the largest RssFile.",
+      "",
+      memory.length ? memoryTable(memory) : "No eBPF engine in this run.",
       "",
       "## Targets",
       "",

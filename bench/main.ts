@@ -30,7 +30,7 @@ export const BENCHMARKS: Record<string, Benchmark> = {
   },
   ebpf: {
     description:
-      "bpftrace engine vs polling vs the seed's ss loop: capture, once-each-way, latency, CPU at 1,000 binds/s",
+      "libbpf and bpftrace engines vs polling vs the seed's ss loop: capture, latency, CPU, idle, start, memory",
     run: () => runEbpfBench(),
   },
   "ebpf-floor": {
@@ -57,7 +57,8 @@ export function usage(): string {
     ...names,
     "",
     "Environment: BENCH_SECONDS (measured seconds per cell, default 5), BENCH_CONNS (default 1,16,64);",
-    "BENCH_QUICK=1 (watcher: smaller counts, ~2 minutes instead of ~10; ebpf: ~2 instead of ~5).",
+    "BENCH_QUICK=1 (watcher: smaller counts, ~2 minutes instead of ~10; ebpf: ~3 instead of ~7);",
+    "BENCH_ENGINES=libbpf,bpftrace (ebpf: only these of libbpf, bpftrace, poll, poll0, seed).",
   ].join("\n");
 }
 

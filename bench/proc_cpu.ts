@@ -79,3 +79,45 @@ export async function clockTicks(): Promise<number> {
   } catch { /* assume the usual */ }
   return 100;
 }
+
+/**
+ * CPU time of a process tree in ns, from every thread's /proc/<pid>/task/<tid>/schedstat (exact, where
+ * /proc/<pid>/stat rounds to clock ticks): {@link sample} it through a window; a thread that ends between two
+ * samples loses at most the run time since the last one, and a member that appears counts from its start.
+ */
+export class TreeRunTime {
+  #last = new Map<string, number>();
+  /** Run time since the first sample, ns. */
+  ns = 0;
+
+  constructor(readonly pid: number) {
+    this.sample(true);
+  }
+
+  sample(first = false): void {
+    for (const p of processTree(this.pid)) {
+      let tasks: Deno.DirEntry[];
+      try {
+        tasks = [...Deno.readDirSync(`/proc/${p.pid}/task`)];
+      } catch {
+        continue;
+      }
+      for (const t of tasks) {
+        const v = Number(readText(`/proc/${p.pid}/task/${t.name}/schedstat`)?.split(" ")[0]);
+        if (!Number.isFinite(v)) continue;
+        const key = `${p.pid}/${t.name}`;
+        if (!first) this.ns += v - (this.#last.get(key) ?? 0);
+        this.#last.set(key, v);
+      }
+    }
+  }
+
+  /** Sample every `everyMs` for `ms`, then once more. */
+  async sampleFor(ms: number, everyMs = 250): Promise<void> {
+    const end = performance.now() + ms;
+    for (let left = ms; left > 0; left = end - performance.now()) {
+      await new Promise((r) => setTimeout(r, Math.min(everyMs, left)));
+      this.sample();
+    }
+  }
+}

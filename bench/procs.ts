@@ -106,6 +106,22 @@ export class Proc {
     }
   }
 
+  /**
+   * Wait until what was written to stderr (its last 16 KiB) matches `re`, checked as each chunk arrives (so the
+   * moment it resolves is the moment the line came); throws on exit or after `timeoutMs`.
+   */
+  async waitForStderr(re: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const m = this.#stderr.match(re);
+      if (m) return m;
+      if (this.#exited) throw new Error(`${this.describe()} exited before writing ${re} to stderr`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.describe()} wrote no ${re} to stderr in ${timeoutMs} ms`);
+      await this.#changed(left);
+    }
+  }
+
   /** Poll `url` with GET until it answers 2xx; throws on exit or after `timeoutMs`. */
   async waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
