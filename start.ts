@@ -1,6 +1,6 @@
 /**
  * `deno task start`: the main job, one command on a fresh machine, no Docker. The listener (127.0.0.1:8080,
- * log ./logs/portwatcher.log) and a watcher of this host: the eBPF engine where it can run (root, bpftrace),
+ * log ./logs/portwatcher.log) and a watcher of this host: the eBPF engine where it can run (root; libbpf, else bpftrace),
  * else polling, saying which. Events go from the engine into the listener's store in-process. Ctrl-C shuts down
  * gracefully: the shutdown closes are stored before exit.
  *

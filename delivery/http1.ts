@@ -24,17 +24,26 @@ export interface Http1Answer {
 /** The connection ended before the answer began: the request may be sent again on a new one. */
 class StaleConnection extends Error {}
 
+/** The answer did not come within the time allowed. */
+export class Http1TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
 /** Keep-alive HTTP/1.1 connections to one origin. */
 export class Http1Client {
   #idle: Http1Connection[] = [];
+  #busy = new Set<Http1Connection>();
   #closed = false;
 
   /**
-   * @param url the origin (and default path) to talk to; must be `http:`
+   * @param url the origin to talk to; must be `http:`
    * @example
    * ```ts
    * const client = new Http1Client(new URL("http://127.0.0.1:8080/ingest"));
-   * const answer = await client.post("/ingest", { "content-type": "application/x-ndjson" }, "{}\n", AbortSignal.timeout(2000));
+   * const answer = await client.post("/ingest", { "content-type": "application/x-ndjson" }, "{}\n", 2000);
    * client.close();
    * ```
    */
@@ -42,42 +51,63 @@ export class Http1Client {
     if (url.protocol !== "http:") throw new TypeError(`Http1Client speaks plain http, not ${url.protocol}`);
   }
 
-  /** POST `body` to `path` (with its query), ending the wait (and the connection) when `signal` aborts. */
+  /**
+   * POST `body` to `path` (with its query); rejects with {@link Http1TimeoutError} when the answer has not come
+   * within `timeoutMs` (the connection is then closed). One timer per request, no AbortSignal: this runs for
+   * every batch an engine reports.
+   */
   async post(
     path: string,
     headers: Record<string, string>,
     body: string,
-    signal: AbortSignal,
+    timeoutMs: number,
   ): Promise<Http1Answer> {
-    signal.throwIfAborted();
     const request = requestBytes(this.url.host, path, headers, body);
-    for (let attempt = 0;; attempt++) {
-      if (this.#closed) throw new Error("the HTTP client is closed");
-      const kept = this.#idle.pop();
-      const conn = kept ?? await Http1Connection.open(this.url, signal);
-      const abort = () => conn.close();
-      signal.addEventListener("abort", abort, { once: true });
-      try {
-        const answer = await conn.exchange(request);
-        if (conn.reusable && !this.#closed) this.#idle.push(conn);
-        else conn.close();
-        return answer;
-      } catch (e) {
-        conn.close();
-        if (signal.aborted) throw signal.reason;
-        // A kept connection the server had closed: once more on a new one.
-        if (e instanceof StaleConnection && kept && attempt === 0) continue;
-        throw e instanceof StaleConnection ? new Error(e.message) : e;
-      } finally {
-        signal.removeEventListener("abort", abort);
+    let conn: Http1Connection | undefined;
+    let connecting: AbortController | undefined;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      connecting?.abort();
+      conn?.close();
+    }, timeoutMs);
+    try {
+      for (let attempt = 0;; attempt++) {
+        if (this.#closed) throw new Error("the HTTP client is closed");
+        const kept = this.#idle.pop();
+        if (kept) conn = kept;
+        else {
+          connecting = new AbortController();
+          conn = await Http1Connection.open(this.url, connecting.signal);
+          connecting = undefined;
+        }
+        this.#busy.add(conn);
+        try {
+          const answer = await conn.exchange(request);
+          if (conn.reusable && !this.#closed) this.#idle.push(conn);
+          else conn.close();
+          return answer;
+        } catch (e) {
+          conn.close();
+          if (timedOut) throw new Http1TimeoutError(timeoutMs);
+          // A kept connection the server had closed: once more on a new one.
+          if (e instanceof StaleConnection && kept && attempt === 0) continue;
+          throw e instanceof StaleConnection ? new Error(e.message) : e;
+        } finally {
+          this.#busy.delete(conn);
+        }
       }
+    } catch (e) {
+      throw timedOut ? new Http1TimeoutError(timeoutMs) : e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  /** Close the idle connections; requests under way end with their connection's close. */
+  /** Close every connection: idle ones, and those of requests under way (which then fail). */
   close(): void {
     this.#closed = true;
-    for (const c of this.#idle) c.close();
+    for (const c of [...this.#idle, ...this.#busy]) c.close();
     this.#idle = [];
   }
 }

@@ -56,7 +56,7 @@ function rawServer(answer: (n: number, conn: Deno.TcpConn) => string | null | Pr
   };
 }
 
-const timeout = () => AbortSignal.timeout(5_000);
+const timeout = () => 5_000;
 
 Deno.test("Http1Client: POSTs to Deno.serve, keeps the connection, reads bodies by length", async () => {
   const seen: { path: string; auth: string | null; body: string }[] = [];
@@ -168,8 +168,8 @@ Deno.test("Http1Client: an abort ends a request the server never answers", async
   try {
     const t0 = performance.now();
     await assert.rejects(
-      client.post("/ingest", {}, "x", AbortSignal.timeout(200)),
-      (e: Error) => e.name === "TimeoutError",
+      client.post("/ingest", {}, "x", 200),
+      (e: Error) => e.name === "TimeoutError" && /no answer within 200 ms/.test(e.message),
     );
     assert.ok(performance.now() - t0 < 2_000);
   } finally {

@@ -203,6 +203,7 @@ export class HttpSink implements EventSink {
 
   /** One POST of NDJSON `lines`; never throws. */
   async #post(lines: string[]): Promise<Attempt> {
+    if (this.#http1) return await this.#post1(lines, this.#http1);
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
     const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
@@ -210,10 +211,6 @@ export class HttpSink implements EventSink {
     const signal = AbortSignal.any([timeout.signal, this.#closing.signal]);
     const body = lines.join("\n") + "\n";
     try {
-      if (this.#http1) {
-        const answer = await this.#http1.post(this.#path, headers, body, signal);
-        return answerOf(answer.status, answer.text, answer.headers.get("retry-after") ?? null);
-      }
       // The abort settles fetch and the body read; this race is the backstop should either ever not settle
       // (a send that never resolves would stall this sink for good).
       const aborted = new Promise<never>((_, reject) => {
@@ -238,6 +235,19 @@ export class HttpSink implements EventSink {
       return { kind: "retry", failure: { config: false, error: this.#whyFailed(e, timeout.signal) } };
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** One POST over the lean client (plain http): its own timer; close() closes its connections. */
+  async #post1(lines: string[], client: Http1Client): Promise<Attempt> {
+    const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    try {
+      const answer = await client.post(this.#path, headers, lines.join("\n") + "\n", this.#timeoutMs);
+      return answerOf(answer.status, answer.text, answer.headers.get("retry-after") ?? null);
+    } catch (e) {
+      const error = this.#closing.signal.aborted ? "closing" : (e as Error).message;
+      return { kind: "retry", failure: { config: false, error } };
     }
   }
 
@@ -395,12 +405,12 @@ export class HttpSink implements EventSink {
     this.#closed = true;
     await this.#order.settled();
     this.#closing.abort();
+    this.#http1?.close(); // ends a retry on the wire, as the abort does fetch's
     this.#work.fire();
     this.#hurry.fire();
     this.#progress.fire();
     await this.#loop;
     await this.spool.close();
     this.#client.close();
-    this.#http1?.close();
   }
 }
