@@ -421,13 +421,14 @@ Deno.test({
         "pw_close",
         "pw_dup2",
         "pw_dup3",
+        "pw_close_range",
         "pw_newtask",
         "pw_exec",
         "pw_exit",
       ]);
       const during = ownBpf();
       const mine = during.progIds.filter((id) => !before.progIds.includes(id));
-      assert.equal(mine.length, 9, `this process's programs: ${JSON.stringify(during.fds)}`);
+      assert.equal(mine.length, 10, `this process's programs: ${JSON.stringify(during.fds)}`);
       assert.ok(during.ringMaps > before.ringMaps, "the ring's pages are mapped");
       const loaded = await loadedPwPrograms();
       assert.ok(mine.every((id) => loaded.has(id)), "bpftool lists them");
