@@ -50,13 +50,6 @@ export interface ReporterOptions {
   withWhere: boolean;
 }
 
-/** Whether two lists of field values are the same, value by value (objects by identity). */
-function sameValues(a: unknown[], b: unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** The key of a tracked port, as the tracker keys it. */
 function keyOf(p: TrackedPort): string {
   return trackKey(p.netns, p.proto, p.port, p.container?.id);
@@ -85,7 +78,7 @@ export class Reporter {
     if (loaded.snapshot) {
       tracker.restore(loaded.snapshot.state);
       this.#reported.clear();
-      for (const p of tracker.open()) this.#reported.set(keyOf(p), p);
+      for (const p of tracker.open()) this.#reported.set(keyOf(p), { ...p }); // a copy: the tracker's changes
       log.info("snapshot: {n} open ports from {at}; changes while the watcher was down will be reported", {
         n: loaded.snapshot.state.ports.length,
         at: loaded.snapshot.savedAt,
@@ -134,11 +127,12 @@ export class Reporter {
     }
     logHumanLines(lines);
     this.events += events.length;
-    // The snapshot's state follows the reported changes (an open's port is the tracker's own object: what holds
-    // it later is kept up to date; a close removes it even when the tracker has it again, not yet reported).
+    // The snapshot's state follows the reported changes: an open or a change sets the port as it was then (a
+    // change's port is a copy, not the tracker's object, which later changes will have altered); a close removes
+    // it even when the tracker has it again, not yet reported.
     for (const c of changes) {
-      if (c.kind === "open") this.#reported.set(keyOf(c.port), c.port);
-      else if (c.kind === "close") this.#reported.delete(keyOf(c.port));
+      if (c.kind === "close") this.#reported.delete(keyOf(c.port));
+      else this.#reported.set(keyOf(c.port), c.port);
     }
     // The new state and its events go to the snapshot together (the outbox), then to delivery, then the outbox
     // is cleared: a crash at any point loses no event and, ids being kept, makes none twice.
@@ -202,25 +196,20 @@ export class Reporter {
     return { version: 1, ports: [...this.#reported.values()].map((p) => ({ ...p })) };
   }
 
-  /** Each reported port's JSON, with the field values it was made from (see {@link Reporter.reportedStateJson}). */
-  #portJson = new WeakMap<TrackedPort, { json: string; values: unknown[] }>();
+  /** Each reported port's JSON: the ports in the reported state are copies nobody changes, so by identity. */
+  #portJson = new WeakMap<TrackedPort, string>();
 
   /**
-   * {@link Reporter.reportedState} as JSON, written at every report: each port is serialised again only when one
-   * of its fields was assigned since (the tracker refreshes a port by assigning its fields), so a report
-   * about a few ports among a thousand open costs a few serialisations, not a thousand.
+   * {@link Reporter.reportedState} as JSON, written at every report: each port is serialised once, when it
+   * enters the state (an open or a change), so a report about a few ports among a thousand open costs a few
+   * serialisations, not a thousand.
    */
   reportedStateJson(): string {
     const parts: string[] = [];
     for (const p of this.#reported.values()) {
-      const values = Object.values(p);
-      const cached = this.#portJson.get(p);
-      if (cached && sameValues(cached.values, values)) parts.push(cached.json);
-      else {
-        const json = JSON.stringify(p);
-        this.#portJson.set(p, { json, values });
-        parts.push(json);
-      }
+      let json = this.#portJson.get(p);
+      if (json === undefined) this.#portJson.set(p, json = JSON.stringify(p));
+      parts.push(json);
     }
     return `{"version":1,"ports":[${parts.join(",")}]}`;
   }

@@ -215,3 +215,33 @@ Deno.test("Reporter: the snapshot's state follows every change, also a port refr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Reporter: a change decided before its open is reported leaves both right in the snapshot", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/snap`;
+    const owner = "h/-/netns:1";
+    const tracker = new PortTracker();
+    const r = testReporter(tracker, path, owner, new CollectingSink());
+    // An event engine's batch: the open, then (a fork, the parent's close) a change, both decided before the report.
+    const open = tracker.observePort(1, { proto: "tcp", port: 90 }, { ...obs, port: 90, pids: [10] }, 1000);
+    const change = tracker.observePort(1, { proto: "tcp", port: 90 }, { ...obs, port: 90, pids: [11] }, 1001);
+    const events = await r.report([...open, ...change], identity, "ebpf");
+    assert.deepEqual(events.map((e) => [e.event, e.pids, e.last_pids]), [["open", [10], undefined], [
+      "change",
+      [11],
+      [10],
+    ]]);
+    const state = (await loadSnapshot(path, owner)).snapshot?.state;
+    assert.deepEqual(state?.ports.map((p) => [p.port, p.pids]), [[90, [11]]]);
+    // restored, the same holders are no change
+    const t2 = new PortTracker();
+    await testReporter(t2, path, owner, new CollectingSink()).restore();
+    assert.deepEqual(
+      t2.observePort(1, { proto: "tcp", port: 90 }, { ...obs, port: 90, pids: [11] }, 2000),
+      [],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
