@@ -19,6 +19,7 @@ import { EngineUnavailableError, type SocketEventSource } from "./event_source.t
 import type { SocketEvent } from "./socket_event.ts";
 import { libc, monotonicNs } from "../infra/libc.ts";
 import { ensureTracefs } from "./tracefs.ts";
+import { tryCommand } from "../infra/try_command.ts";
 
 const log = getLogger(["portwatch", "bpftrace"]);
 
@@ -39,22 +40,12 @@ const NOT_NEWLINE = /[^\n]/;
 /** Most output kept while waiting for a newline (the program prints one every FLUSH_MS while it has output). */
 const MAX_PENDING = 16 * 1024 * 1024;
 
-/** Run a command; a command that cannot be spawned (not installed) is a failure, not a throw. */
-async function run(cmd: string, args: string[]): Promise<{ success: boolean; stderr: string }> {
-  try {
-    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-    return { success: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
-  } catch (e) {
-    return { success: false, stderr: (e as Error).message };
-  }
-}
-
 /** Start bpftrace; resolves once its probes are attached, or throws EngineUnavailableError saying why not. */
 export async function startBpftrace(options: { readyTimeoutMs?: number } = {}): Promise<BpftraceSource> {
   if (Deno.uid() !== 0) {
     throw new EngineUnavailableError("bpftrace", `needs root (running as uid ${Deno.uid()})`);
   }
-  const which = await run("bpftrace", ["--version"]);
+  const which = await tryCommand("bpftrace", ["--version"]);
   if (!which.success) {
     throw new EngineUnavailableError(
       "bpftrace",

@@ -3,6 +3,7 @@
  * both eBPF engines (bpftrace, libbpf) call this before attaching.
  * @module
  */
+import { tryCommand } from "../infra/try_command.ts";
 
 function exists(path: string): boolean {
   try {
@@ -10,16 +11,6 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Run a command; a command that cannot be spawned (not installed) is a failure, not a throw. */
-async function run(cmd: string, args: string[]): Promise<{ success: boolean; stderr: string }> {
-  try {
-    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-    return { success: out.success, stderr: new TextDecoder().decode(out.stderr).trim() };
-  } catch (e) {
-    return { success: false, stderr: (e as Error).message };
   }
 }
 
@@ -31,7 +22,7 @@ export async function ensureTracefs(): Promise<string | undefined> {
   const tries: [string, string][] = [["tracefs", "/sys/kernel/tracing"], ["debugfs", "/sys/kernel/debug"]];
   const errors: string[] = [];
   for (const [type, dir] of tries) {
-    const out = await run("mount", ["-t", type, "nodev", dir]);
+    const out = await tryCommand("mount", ["-t", type, "nodev", dir]);
     if (!out.success) errors.push(`mount -t ${type} ${dir}: ${out.stderr}`);
   }
   return exists("/sys/kernel/tracing/events/syscalls") || exists("/sys/kernel/debug/tracing/events/syscalls")
