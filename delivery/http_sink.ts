@@ -19,9 +19,9 @@ import { type BackoffOptions, DEFAULT_BACKOFF, retryDelay } from "./backoff.ts";
 import { DEFAULT_SPOOL_MAX_BYTES, Spool } from "./spool.ts";
 import { SendOrder } from "./send_order.ts";
 import { toBatches } from "./post_batches.ts";
-import { answerOf, type Attempt, type Failure } from "./ingest_answer.ts";
+import type { Failure } from "./ingest_answer.ts";
+import { IngestPoster } from "./ingest_post.ts";
 import { Signal } from "../infra/signal.ts";
-import { Http1Client } from "./http1.ts";
 
 /** How an {@link HttpSink} delivers. */
 export interface HttpSinkOptions {
@@ -81,17 +81,11 @@ export class HttpSink implements EventSink {
   readonly url: URL;
   /** The spool behind this sink (its `deadLetterPath` is where refused events go). */
   readonly spool: Spool;
-  #token?: string;
-  #timeoutMs: number;
   #maxEvents: number;
   #maxBytes: number;
   #backoff: BackoffOptions;
   #configRetryMs: number;
-  #client = Deno.createHttpClient({});
-  /** Plain http: the lean client (see http1.ts); https: fetch. */
-  #http1?: Http1Client;
-  #path: string;
-  #closing = new AbortController();
+  #poster: IngestPoster;
   #closed = false;
   /** Which earlier sends a send waits for (those about the same ports). */
   #order = new SendOrder();
@@ -116,11 +110,8 @@ export class HttpSink implements EventSink {
 
   private constructor(options: HttpSinkOptions, spool: Spool) {
     this.url = ingestUrl(options.url);
-    this.#path = this.url.pathname + this.url.search;
-    if (this.url.protocol === "http:") this.#http1 = new Http1Client(this.url);
+    this.#poster = new IngestPoster(this.url, options.token, options.timeoutMs ?? 2_000);
     this.spool = spool;
-    this.#token = options.token;
-    this.#timeoutMs = options.timeoutMs ?? 2_000;
     this.#maxEvents = options.batchMaxEvents ?? 500;
     this.#maxBytes = options.batchMaxBytes ?? 512 * 1024;
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -201,64 +192,6 @@ export class HttpSink implements EventSink {
     this.#work.fire();
   }
 
-  /** One POST of NDJSON `lines`; never throws. */
-  async #post(lines: string[]): Promise<Attempt> {
-    if (this.#http1) return await this.#post1(lines, this.#http1);
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
-    const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    const signal = AbortSignal.any([timeout.signal, this.#closing.signal]);
-    const body = lines.join("\n") + "\n";
-    try {
-      // The abort settles fetch and the body read; this race is the backstop should either ever not settle
-      // (a send that never resolves would stall this sink for good).
-      const aborted = new Promise<never>((_, reject) => {
-        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-      });
-      aborted.catch(() => {});
-      const request = fetch(this.url, {
-        method: "POST",
-        headers,
-        body,
-        redirect: "manual",
-        signal,
-        client: this.#client,
-      });
-      request.catch(() => {}); // when the race below settled first
-      const res = await Promise.race([request, aborted]);
-      const reading = res.text();
-      reading.catch(() => {});
-      const text = await Promise.race([reading, aborted]);
-      return answerOf(res.status, text, res.headers.get("retry-after"));
-    } catch (e) {
-      return { kind: "retry", failure: { config: false, error: this.#whyFailed(e, timeout.signal) } };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** One POST over the lean client (plain http): its own timer; close() closes its connections. */
-  async #post1(lines: string[], client: Http1Client): Promise<Attempt> {
-    const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    try {
-      const answer = await client.post(this.#path, headers, lines.join("\n") + "\n", this.#timeoutMs);
-      return answerOf(answer.status, answer.text, answer.headers.get("retry-after") ?? null);
-    } catch (e) {
-      const error = this.#closing.signal.aborted ? "closing" : (e as Error).message;
-      return { kind: "retry", failure: { config: false, error } };
-    }
-  }
-
-  #whyFailed(e: unknown, timeout: AbortSignal): string {
-    return timeout.aborted
-      ? `no answer within ${this.#timeoutMs} ms`
-      : this.#closing.signal.aborted
-      ? "closing"
-      : (e as Error).message;
-  }
-
   /**
    * Deliver `events` in order: 413 and 422 split the batch in halves (isolating what is refused), refused
    * content is dead-lettered. Returns how many from the front are done, and the failure that stopped it.
@@ -267,7 +200,7 @@ export class HttpSink implements EventSink {
     events: PortEvent[],
     lines = events.map((e) => JSON.stringify(e)),
   ): Promise<{ handled: number; failure?: Failure }> {
-    const r = await this.#post(lines);
+    const r = await this.#poster.post(lines);
     if (r.kind === "ok") {
       this.#stats.sent += events.length;
       this.#stats.duplicates += r.duplicates;
@@ -381,7 +314,7 @@ export class HttpSink implements EventSink {
     }
     if (end > 0) await this.spool.ack(end);
     this.#headSkip = done;
-    if (this.#closing.signal.aborted) return;
+    if (this.#poster.closing) return;
     this.#failed(r.failure);
   }
 
@@ -404,13 +337,12 @@ export class HttpSink implements EventSink {
     if (this.#closed) return;
     this.#closed = true;
     await this.#order.settled();
-    this.#closing.abort();
-    this.#http1?.close(); // ends a retry on the wire, as the abort does fetch's
+    this.#poster.close(); // ends a retry on the wire
     this.#work.fire();
     this.#hurry.fire();
     this.#progress.fire();
     await this.#loop;
     await this.spool.close();
-    this.#client.close();
+    this.#poster.dispose();
   }
 }
