@@ -12,7 +12,8 @@ import { WatcherProc } from "../../watcher/testing/watcher_proc.ts";
 import type { PortEvent } from "../../events/schema.ts";
 import { waitUntil } from "../../infra/wait.ts";
 import { LOADGEN_PY } from "../../bench/bind_load.ts";
-import { denoPidOf, ebpfMetrics, libbpfSkipReason, processState } from "./testing/libbpf.ts";
+import { denoPidOf, libbpfSkipReason, processState } from "./testing/libbpf.ts";
+import { ebpfMetrics } from "../testing/engine_steps.ts";
 
 const EBPF_MAIN = new URL("../main.ts", import.meta.url).pathname;
 

@@ -1,17 +1,13 @@
 /**
- * Test helpers for the bpftrace engine: why its tests cannot run here, and the bpftrace source feeding a ledger
- * in this process (the engine's event path without its pipeline: reorder hold, ledger, /proc reads of the pids
- * the ledger asks about), to look at the events and the ledger directly.
+ * Test helpers for the bpftrace engine: why its tests cannot run here, the engine for the shared scenarios, a
+ * process among another's descendants, and the bpftrace source feeding a ledger in this process
+ * (testing/ledger_harness.ts), to look at the events and the ledger directly.
  * @module
  */
 import { netnsSkipReason } from "../../testing/netns.ts";
-import { startBpftrace } from "../bpftrace_source.ts";
-import { SocketLedger } from "../ledger.ts";
-import { EndHold } from "../reorder.ts";
-import type { SocketEvent } from "../socket_event.ts";
-import { PidResolver } from "../../pipeline/pid_resolver.ts";
-import { netnsInode } from "../../pipeline/scope/identity.ts";
-import type { PortObservation } from "../../pipeline/observe.ts";
+import { type BpftraceSource, startBpftrace } from "../bpftrace_source.ts";
+import { feedLedger, type LedgerHarness } from "./ledger_harness.ts";
+import type { EngineUnderTest } from "./engine_steps.ts";
 
 /** Why the bpftrace engine's tests cannot run here (root, namespaces, python3, bpftrace), or undefined. */
 export function bpftraceSkipReason(): string | undefined {
@@ -26,6 +22,14 @@ export function bpftraceSkipReason(): string | undefined {
     return "bpftrace is not installed (Debian: apt-get install bpftrace)";
   }
 }
+
+/** The bpftrace engine, for the scenarios shared with the libbpf engine (engine_steps.ts, holders_steps.ts). */
+export const BPFTRACE: EngineUnderTest = {
+  name: "bpftrace",
+  skipReason: bpftraceSkipReason,
+  // The libbpf engine's tests use 19093 and 19094.
+  metricsPort: 19091,
+};
 
 /** Why the cross-CPU test cannot run here, if it cannot. */
 export function twoCpusSkipReason(): string | undefined {
@@ -55,47 +59,10 @@ export function descendantNamed(pid: number, comm: string): number | undefined {
   return undefined;
 }
 
-/** bpftrace's events applied to a ledger, as the engine applies them. */
-export interface LedgerHarness {
-  ledger: SocketLedger;
-  /** Every event read, in the order read. */
-  events: SocketEvent[];
-  /** The observation of a port of namespace `netns`, as the ledger has it now. */
-  observation(netns: number, proto: "tcp" | "udp", port: number): PortObservation | undefined;
-  /** The events of these pids (a fork: of its parent or its child). */
-  eventsOf(...pids: number[]): SocketEvent[];
-  /** Stop bpftrace (held events are applied). */
-  stop(): Promise<void>;
-}
-
 /**
- * Start bpftrace and apply its events to a fresh ledger: ends held for the reorder window, and after each event
- * the pids the ledger asks about (recheck) read from /proc and handed to holdings(), as the engine does.
+ * Start bpftrace and apply its events to a fresh ledger (see feedLedger): ends held for bpftrace's reorder
+ * window, as the engine does.
  */
-export async function startLedgerHarness(): Promise<LedgerHarness> {
-  const source = await startBpftrace();
-  const ledger = new SocketLedger();
-  const resolver = new PidResolver();
-  const own = netnsInode();
-  const events: SocketEvent[] = [];
-  const hold = new EndHold(source.reorderMs, (e) => {
-    ledger.apply(e, own);
-    for (const pid of ledger.recheck) ledger.holdings(pid, resolver.socketsOf(pid));
-  });
-  const running = source.run((e) => {
-    events.push(e);
-    hold.push(e);
-  }, () => hold.holdLonger());
-  return {
-    ledger,
-    events,
-    observation: (netns, proto, port) => ledger.observationOf({ netns, proto, port }),
-    eventsOf: (...pids) =>
-      events.filter((e) => pids.includes(e.pid) || (e.childPid !== undefined && pids.includes(e.childPid))),
-    async stop() {
-      await source.stop();
-      await running;
-      hold.flush();
-    },
-  };
+export async function startLedgerHarness(): Promise<LedgerHarness<BpftraceSource>> {
+  return feedLedger(await startBpftrace());
 }
