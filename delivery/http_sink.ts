@@ -45,6 +45,11 @@ export interface HttpSinkOptions {
   configRetryMs?: number;
   /** fsync the spool (default true). */
   fsync?: boolean;
+  /**
+   * How POSTs go: "http1", the lean client (plain http only; its default), or "fetch" (https's default; also for
+   * a caller that routes fetch itself, as the fleet simulator's balancer does).
+   */
+  transport?: "http1" | "fetch";
 }
 
 /** Delivery counters, for logs and metrics. */
@@ -110,7 +115,7 @@ export class HttpSink implements EventSink {
 
   private constructor(options: HttpSinkOptions, spool: Spool) {
     this.url = ingestUrl(options.url);
-    this.#poster = new IngestPoster(this.url, options.token, options.timeoutMs ?? 2_000);
+    this.#poster = new IngestPoster(this.url, options.token, options.timeoutMs ?? 2_000, options.transport);
     this.spool = spool;
     this.#maxEvents = options.batchMaxEvents ?? 500;
     this.#maxBytes = options.batchMaxBytes ?? 512 * 1024;

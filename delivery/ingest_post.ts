@@ -24,8 +24,9 @@ export class IngestPoster {
     readonly url: URL,
     readonly token: string | undefined,
     readonly timeoutMs: number,
-    transport: "http1" | "fetch" = url.protocol === "http:" ? "http1" : "fetch",
+    transport?: "http1" | "fetch",
   ) {
+    transport ??= url.protocol === "http:" ? "http1" : "fetch";
     this.#path = url.pathname + url.search;
     if (transport === "http1") this.#http1 = new Http1Client(url);
   }

@@ -99,7 +99,14 @@ export class Fleet {
     const sinks: HttpSink[] = [];
     try {
       for (let i = 0; i < options.hosts; i++) {
-        sinks.push(await HttpSink.open({ url: balancer.urlFor(i), spoolDir: `${options.spoolDir}/h${i}` }));
+        // fetch: the balancer routes the virtual origin's fetches (the lean http client would dial it)
+        sinks.push(
+          await HttpSink.open({
+            url: balancer.urlFor(i),
+            spoolDir: `${options.spoolDir}/h${i}`,
+            transport: "fetch",
+          }),
+        );
       }
     } catch (e) {
       await Promise.all(sinks.map((s) => s.close()));
