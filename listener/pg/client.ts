@@ -8,9 +8,11 @@
  * the background (its in-flight queries get up to 0.5 s; one cut short answers 503 and is retried).
  *
  * Why the guard: the same race can make the client call `write` on a closed socket from a `setImmediate`
- * callback, an exception no caller can catch, which would end the process (denoland/deno#34667). While a
- * client is open, {@link installWriteGuard} turns exactly that exception into a log line; the affected
- * query has already been rejected as CONNECTION_CLOSED, and the client is replaced.
+ * callback, an exception no caller can catch, which would end the process (denoland/deno#34667); Deno's
+ * node:net says either "reading 'write'" or "This socket has been ended by the other party" there. And a
+ * replaced client's end timeout destroys its connections, rejecting with CONNECTION_DESTROYED a promise the
+ * client made itself and nobody holds. While a client is open, {@link installWriteGuard} turns exactly those
+ * into a count; the affected query has already been rejected (CONNECTION_CLOSED), and the client is replaced.
  * @module
  */
 import postgres, { type Sql } from "postgres";
@@ -26,10 +28,16 @@ export function connect(url: string, max = 10): Sql {
   });
 }
 
-/** True for the client's uncatchable write-after-close TypeError. */
+/** True for the client's uncatchable write-after-close exception (either of node:net's wordings). */
 export function isWriteAfterClose(e: unknown): boolean {
-  return e instanceof TypeError && /reading 'write'/.test(e.message) &&
+  return e instanceof Error && /reading 'write'|socket has been ended by the other party/.test(e.message) &&
     /postgres[@/].*connection\.js/.test(e.stack ?? "") && /nextWrite/.test(e.stack ?? "");
+}
+
+/** True for a rejection the client made when an end timeout destroyed a replaced client's connections. */
+export function isDestroyedByEnd(e: unknown): boolean {
+  return e instanceof Error && (e as { code?: string }).code === "CONNECTION_DESTROYED" &&
+    /postgres[@/].*index\.js/.test(e.stack ?? "") && /destroy/.test(e.stack ?? "");
 }
 
 let guards = 0;
@@ -40,15 +48,27 @@ const onError = (ev: ErrorEvent) => {
     swallowed++;
   }
 };
+const onRejection = (ev: PromiseRejectionEvent) => {
+  if (isDestroyedByEnd(ev.reason)) {
+    ev.preventDefault();
+    swallowed++;
+  }
+};
 
 /** Start guarding (counted: every install needs its uninstall); returns the uninstall function. */
 export function installWriteGuard(): () => void {
-  if (guards++ === 0) globalThis.addEventListener("error", onError);
+  if (guards++ === 0) {
+    globalThis.addEventListener("error", onError);
+    globalThis.addEventListener("unhandledrejection", onRejection);
+  }
   let done = false;
   return () => {
     if (done) return;
     done = true;
-    if (--guards === 0) globalThis.removeEventListener("error", onError);
+    if (--guards === 0) {
+      globalThis.removeEventListener("error", onError);
+      globalThis.removeEventListener("unhandledrejection", onRejection);
+    }
   };
 }
 
