@@ -9,10 +9,11 @@
  *
  * Why the guard: the same race can make the client call `write` on a closed socket from a `setImmediate`
  * callback, an exception no caller can catch, which would end the process (denoland/deno#34667); Deno's
- * node:net says either "reading 'write'" or "This socket has been ended by the other party" there. And a
- * replaced client's end timeout destroys its connections, rejecting with CONNECTION_DESTROYED a promise the
- * client made itself and nobody holds. While a client is open, {@link installWriteGuard} turns exactly those
- * into a count; the affected query has already been rejected (CONNECTION_CLOSED), and the client is replaced.
+ * node:net says either "reading 'write'" or "This socket has been ended by the other party" there. And while
+ * the database restarts, the client leaves rejections nobody holds (a replaced client's end timeout destroying
+ * its connections: CONNECTION_DESTROYED; a reset socket: ECONNRESET, EPIPE). While a client is open,
+ * {@link installWriteGuard} turns exactly those into a count; the affected queries were rejected to their
+ * callers already (503, retried), and the client is replaced.
  * @module
  */
 import postgres, { type Sql } from "postgres";
@@ -34,10 +35,26 @@ export function isWriteAfterClose(e: unknown): boolean {
     /postgres[@/].*connection\.js/.test(e.stack ?? "") && /nextWrite/.test(e.stack ?? "");
 }
 
-/** True for a rejection the client made when an end timeout destroyed a replaced client's connections. */
-export function isDestroyedByEnd(e: unknown): boolean {
-  return e instanceof Error && (e as { code?: string }).code === "CONNECTION_DESTROYED" &&
-    /postgres[@/].*index\.js/.test(e.stack ?? "") && /destroy/.test(e.stack ?? "");
+/** Connection-level failures of the client's sockets while the database restarts. */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_DESTROYED",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "ECONNRESET",
+  "EPIPE",
+  "ECONNREFUSED",
+]);
+
+/**
+ * True for a rejection nobody holds that the client's connections leave when the database goes away: an end
+ * timeout destroying a replaced client's connections (CONNECTION_DESTROYED), or a socket reset under a
+ * pending write or read (ECONNRESET, EPIPE). The queries they concern were rejected to their callers already.
+ */
+export function isConnectionNoise(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: string }).code;
+  return (code !== undefined && CONNECTION_CODES.has(code)) ||
+    /^(read|write) (ECONNRESET|EPIPE)\b/.test(e.message);
 }
 
 let guards = 0;
@@ -49,7 +66,7 @@ const onError = (ev: ErrorEvent) => {
   }
 };
 const onRejection = (ev: PromiseRejectionEvent) => {
-  if (isDestroyedByEnd(ev.reason)) {
+  if (isConnectionNoise(ev.reason)) {
     ev.preventDefault();
     swallowed++;
   }
