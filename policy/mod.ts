@@ -14,3 +14,4 @@ export { type PolicyFile, type PolicyRule, PolicySchema } from "./format.ts";
 export { loadPolicy, parsePolicy, PolicyError } from "./load.ts";
 export { Policy, type Verdict } from "./match.ts";
 export { checkPolicies } from "./check.ts";
+export { PolicyHolder, type PolicyHolderEvents } from "./holder.ts";
