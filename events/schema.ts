@@ -91,6 +91,14 @@ const fields = {
   host: z.string().min(1).describe("host name of the machine the watcher runs on"),
   netns: z.number().int().nonnegative().describe("network namespace inode the socket lives in"),
   process: ProcessSchema.optional().describe("the process that owns the socket, when known"),
+  policy: z.object({
+    verdict: z.enum(["allow", "alert"]).describe("allow: expected; alert: should not be open"),
+    rule: z.string().nullable().describe("the rule that decided, or null for the policy's default"),
+    severity: z.enum(["info", "warning", "critical"]).optional().describe("for an alert"),
+    description: z.string().optional().describe("the rule's description"),
+  }).optional().describe(
+    "on open and change, with a policy (POLICY_PATH): the listener's verdict for the port, set at ingest",
+  ),
 };
 
 /** One port event exactly as portwatch's engines emit it (every field but `last_pids`/`process` set). */

@@ -12,6 +12,8 @@ import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { BodyError, parseBody } from "./parse_body.ts";
 import { validateRecords, ValidationError } from "./validate.ts";
+import { applyVerdicts } from "./policy_verdicts.ts";
+import type { Policy } from "../policy/match.ts";
 import { type Store, StoreUnavailableError } from "./store_api.ts";
 import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
@@ -22,6 +24,8 @@ import { ByteGate } from "./byte_gate.ts";
 
 /** What the app needs besides the store. */
 export interface AppOptions {
+  /** The port policy in force (POLICY_PATH), asked at each ingest: opens and changes get its verdict. */
+  policy?: () => Policy | undefined;
   /** Largest accepted body in bytes. */
   bodyLimit: number;
   /** Bearer token required on every route but /healthz and /schema; undefined leaves the listener open. */
@@ -168,6 +172,8 @@ export function createApp(store: Store, options: AppOptions): Hono {
       throw e;
     }
     try {
+      const policy = options.policy?.();
+      if (policy) applyVerdicts(policy, validated);
       const result = await store.ingest(validated.records, validated.prepared);
       return c.json({ ok: true, ...result });
     } catch (e) {

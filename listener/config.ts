@@ -30,6 +30,8 @@ export interface ListenerConfig {
   logLevel: "debug" | "info" | "warning" | "error";
   /** PostgreSQL URL (STORE_URL): the PostgreSQL store instead of the JSON-lines file. */
   storeUrl?: string;
+  /** The port policy file (POLICY_PATH): opens and changes get its verdict at ingest. */
+  policyPath?: string;
   /** Days of events the PostgreSQL store keeps (RETENTION_DAYS); 0 keeps everything. */
   retentionDays: number;
 }
@@ -52,6 +54,9 @@ Options (each also an environment variable; flags win):
                                               listener may share one database (default: the log file)
   --retention-days N     RETENTION_DAYS       PostgreSQL store: drop events older than N days, a daily
                                               partition at a time; 0 keeps everything (default 0)
+  --policy PATH          POLICY_PATH          port policy (YAML): every open and change is stored with its
+                                              verdict; read again on change and SIGHUP; check it with
+                                              deno task policy check FILE
                          LISTENER_TOKEN       bearer token required by every route but /healthz and /schema
                          DEDUPE_WINDOW        recent ids remembered to drop retried events (default 200000)
                          RECENT_EVENTS        recent events kept in memory for queries and resume (default 10000)
@@ -75,6 +80,7 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
       keep: { type: "string" },
       "store-url": { type: "string" },
       "retention-days": { type: "string" },
+      policy: { type: "string" },
     },
     env,
     USAGE,
@@ -90,6 +96,7 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
   const keep = pick("keep", "LOG_KEEP");
   const storeUrl = pick("store-url", "STORE_URL");
   const retention = pick("retention-days", "RETENTION_DAYS");
+  const policy = pick("policy", "POLICY_PATH");
   const dedupe = firstSet(env, "DEDUPE_WINDOW");
   const recent = firstSet(env, "RECENT_EVENTS");
   const level = firstSet(env, "LOG_LEVEL");
@@ -110,5 +117,6 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
     logLevel: (level?.value as ListenerConfig["logLevel"]) ?? "info",
     storeUrl: storeUrl ? parseStoreUrl(storeUrl.name, storeUrl.value) : undefined,
     retentionDays: retention ? parseInteger(retention.name, retention.value, 0, 36_500) : 0,
+    policyPath: policy?.value || undefined,
   };
 }

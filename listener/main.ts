@@ -1,5 +1,6 @@
 /** The listener program: `deno task listen`. */
 import { getLogger } from "@logtape/logtape";
+import { PolicyHolder } from "../policy/holder.ts";
 import { ConfigError, firstSet, parseBool } from "../infra/env.ts";
 import { setupLogging } from "../infra/logging.ts";
 import { ListenError, listenError, type ListenSettings } from "../infra/listen_error.ts";
@@ -20,6 +21,23 @@ export interface RunningListener {
   shutdown(): Promise<void>;
 }
 
+/** Follow the policy file, logging each read and each rejected version (the last good one stays in force). */
+async function startPolicy(path: string): Promise<PolicyHolder> {
+  const log = getLogger(["portwatch", "policy"]);
+  const holder: PolicyHolder = new PolicyHolder(path, {
+    loaded: (p, file) => log.info("policy {file}: {n} rule(s) in force", { file, n: p.size }),
+    rejected: (e) =>
+      log.error("policy not used: {error}; {kept}", {
+        error: e.message,
+        kept: holder.policy
+          ? "the last good policy stays in force"
+          : "no policy is in force (every port allowed)",
+      }),
+  });
+  await holder.start();
+  return holder;
+}
+
 /**
  * Start a listener from flags and environment. Throws ConfigError on a bad setting and ListenError (the store
  * closed again) when it cannot bind its address, e.g. LISTENER_PORT in use.
@@ -34,6 +52,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   const log = getLogger(["portwatch", "listener"]);
   const { store, describe } = await openStore(config);
   const closing = new AbortController();
+  const policy = config.policyPath ? await startPolicy(config.policyPath) : undefined;
   const metricsPublic = firstSet(env, "METRICS_PUBLIC");
   const app = createApp(store, {
     bodyLimit: config.bodyLimit,
@@ -44,6 +63,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     // PostgreSQL commits take milliseconds over a socket and hold nothing of the records once sent: a group
     // commit should carry many requests, not the file store's memory-bounded few.
     ingestBytes: config.storeUrl ? PG_INGEST_BYTES : INGEST_BYTES,
+    policy: policy && (() => policy.policy),
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -55,6 +75,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   } catch (e) {
     // the port is taken (or not ours to take): close the store and say so in one line, no stack trace
     closing.abort();
+    await policy?.close();
     await store.close();
     throw listenError(e, config.host, config.port, listenSettings(args)) ?? e;
   }
@@ -83,6 +104,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     async shutdown() {
       closing.abort();
       await server.shutdown();
+      await policy?.close();
       await store.close();
     },
   };
