@@ -1,16 +1,11 @@
 import assert from "node:assert/strict";
+import { NODE_DEBUGGER_POLICY } from "../policy/testing.ts";
 import { createApp } from "./app.ts";
 import { EventStore } from "./file/store.ts";
 import { storeOptions, withTempDir } from "./testing.ts";
 import { parsePolicy } from "../policy/load.ts";
 
-const POLICY = parsePolicy(`rules:
-  - name: no-node-debugger
-    match: { port: "9229", addresses: any }
-    action: alert
-    severity: critical
-default: allow
-`);
+const POLICY = parsePolicy(NODE_DEBUGGER_POLICY);
 
 const event = (id: string, over: Record<string, unknown>) => ({
   id,

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
+import { NODE_DEBUGGER_POLICY } from "./testing.ts";
 import { parsePolicy, PolicyError } from "./load.ts";
 
-const ISSUE_EXAMPLE = `rules:
-  - name: no-node-debugger
-    match: { port: "9229", addresses: any }
-    action: alert
-    severity: critical
-default: allow
-`;
+const ISSUE_EXAMPLE = NODE_DEBUGGER_POLICY;
 
 /** The error parsePolicy throws for `text`. */
 function errorOf(text: string): PolicyError {

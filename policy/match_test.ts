@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NODE_DEBUGGER_POLICY } from "./testing.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { parsePolicy } from "./load.ts";
 
@@ -24,13 +25,7 @@ const event = (over: Partial<PortEvent> = {}): PortEvent => ({
 } as PortEvent);
 
 Deno.test("policy match: the issue's example alerts on a debugger port on any address, allows the rest", () => {
-  const p = parsePolicy(`rules:
-  - name: no-node-debugger
-    match: { port: "9229", addresses: any }
-    action: alert
-    severity: critical
-default: allow
-`);
+  const p = parsePolicy(NODE_DEBUGGER_POLICY);
   assert.deepEqual(p.verdictOf(event()), {
     verdict: "alert",
     rule: "no-node-debugger",
