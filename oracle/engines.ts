@@ -117,6 +117,18 @@ export function ssSkipReason(): string | undefined {
 /** Reconciliation scans every 10 minutes: in a run of under a minute the eBPF engines stand on their events. */
 const NO_RECONCILE = "600";
 
+/** An event engine's case: `deno task ebpf` with EBPF_ENGINE=`engine` alone (no fallback, no reconciling). */
+function eventEngine(engine: string, ready: RegExp, skip: () => string | undefined): EngineCase {
+  return {
+    name: engine,
+    program: "ebpf/main.ts",
+    env: { EBPF_ENGINE: engine, EBPF_ONLY: "1", EBPF_FALLBACK: "0", EBPF_RECONCILE: NO_RECONCILE },
+    ready,
+    deadlineMs: EBPF_LATENCY_MS + DELIVERY_SLACK_MS,
+    skip: () => skip() ?? ssSkipReason(),
+  };
+}
+
 /** Every engine the oracle checks. */
 export const ENGINES: readonly EngineCase[] = [
   {
@@ -135,28 +147,7 @@ export const ENGINES: readonly EngineCase[] = [
     deadlineMs: POLL_INTERVAL_MS + DELIVERY_SLACK_MS,
     skip: () => netnsSkipReason() ?? ssSkipReason(),
   },
-  {
-    name: "libbpf",
-    program: "ebpf/main.ts",
-    env: { EBPF_ENGINE: "libbpf", EBPF_ONLY: "1", EBPF_FALLBACK: "0", EBPF_RECONCILE: NO_RECONCILE },
-    ready: /watching .* with libbpf events/,
-    deadlineMs: EBPF_LATENCY_MS + DELIVERY_SLACK_MS,
-    skip: () => libbpfSkipReason() ?? ssSkipReason(),
-  },
-  {
-    name: "bpftrace",
-    program: "ebpf/main.ts",
-    env: { EBPF_ENGINE: "bpftrace", EBPF_ONLY: "1", EBPF_FALLBACK: "0", EBPF_RECONCILE: NO_RECONCILE },
-    ready: /watching this network namespace with bpftrace events/,
-    deadlineMs: EBPF_LATENCY_MS + DELIVERY_SLACK_MS,
-    skip: () => bpftraceSkipReason() ?? ssSkipReason(),
-  },
-  {
-    name: "tracee",
-    program: "ebpf/main.ts",
-    env: { EBPF_ENGINE: "tracee", EBPF_ONLY: "1", EBPF_FALLBACK: "0", EBPF_RECONCILE: NO_RECONCILE },
-    ready: /watching this network namespace with tracee events/,
-    deadlineMs: EBPF_LATENCY_MS + DELIVERY_SLACK_MS,
-    skip: () => traceeSkipReason() ?? ssSkipReason(),
-  },
+  eventEngine("libbpf", /watching .* with libbpf events/, libbpfSkipReason),
+  eventEngine("bpftrace", /watching this network namespace with bpftrace events/, bpftraceSkipReason),
+  eventEngine("tracee", /watching this network namespace with tracee events/, traceeSkipReason),
 ];

@@ -144,6 +144,8 @@ export async function startLibbpf(options: LibbpfOptions = {}): Promise<LibbpfSo
 }
 
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
+/** The key of a one-entry array map. */
+const ZERO_KEY = u32(0);
 
 /** The loaded programs and their ring. */
 export class LibbpfSource implements SocketEventSource {
@@ -251,10 +253,13 @@ export class LibbpfSource implements SocketEventSource {
 
   /** Records that found the ring full, as the kernel counted them. */
   #readLost(): number {
-    const value = new BigUint64Array(1);
-    this.#drops.lookup(u32(0), new Uint8Array(value.buffer));
-    return Number(value[0]);
+    this.#drops.lookup(ZERO_KEY, this.#lostBytes);
+    return Number(this.#lostValue[0]);
   }
+
+  /** The drops counter's value, read into the same buffer at every drain. */
+  readonly #lostValue = new BigUint64Array(1);
+  readonly #lostBytes = new Uint8Array(this.#lostValue.buffer);
 
   run(
     onEvent: (e: SocketEvent) => void,
