@@ -16,7 +16,9 @@ export async function checkPolicies(
     try {
       const policy = await loadPolicy(file);
       const d = policy.source.default;
-      out(`${file}: ok, ${policy.size} rule(s), default ${typeof d === "string" ? d : d.action}`);
+      const learn = policy.source.learn;
+      const learning = learn ? `, learning per ${learn.scope} and ${learn.per} for ${learn.window}` : "";
+      out(`${file}: ok, ${policy.size} rule(s)${learning}, default ${typeof d === "string" ? d : d.action}`);
     } catch (e) {
       if (!(e instanceof PolicyError)) throw e;
       err(e.message);

@@ -7,7 +7,7 @@
 import { isIP } from "node:net";
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { type PolicyFile, PolicySchema, portParts } from "./format.ts";
+import { type PolicyFile, type PolicyMatch, PolicySchema, portParts } from "./format.ts";
 import { compilePolicy, type Policy } from "./match.ts";
 
 /** A policy file that cannot be used: where and why. */
@@ -85,30 +85,37 @@ function describe(issue: z.core.$ZodIssue): string {
   return `${field}: ${issue.message}`;
 }
 
-/** Checks beyond the schema: each port range low-high within 1-65535, each address any, loopback or an IP. */
-function checkValues(policy: PolicyFile): { path: Path; reason: string } | undefined {
-  for (const [i, rule] of policy.rules.entries()) {
-    const m = rule.match;
-    if (m.port !== undefined) {
-      for (const part of portParts(m.port)) {
-        const r = /^(\d+)(?:-(\d+))?$/.exec(part);
-        const lo = r ? Number(r[1]) : NaN, hi = r ? Number(r[2] ?? r[1]) : NaN;
-        if (!r || lo < 1 || hi > 65535 || lo > hi) {
-          return {
-            path: ["rules", i, "match", "port"],
-            reason: `rules.${i}.match.port: "${part}" is not a port 1-65535 or a range low-high of them`,
-          };
-        }
-      }
-    }
-    for (const a of m.addresses === undefined ? [] : [m.addresses].flat()) {
-      if (a !== "any" && a !== "loopback" && isIP(a) === 0) {
+/** Checks of one match beyond the schema: port ranges low-high within 1-65535, addresses any, loopback or an IP. */
+function checkMatch(m: PolicyMatch, at: Path): { path: Path; reason: string } | undefined {
+  const where = at.join(".");
+  if (m.port !== undefined) {
+    for (const part of portParts(m.port)) {
+      const r = /^(\d+)(?:-(\d+))?$/.exec(part);
+      const lo = r ? Number(r[1]) : NaN, hi = r ? Number(r[2] ?? r[1]) : NaN;
+      if (!r || lo < 1 || hi > 65535 || lo > hi) {
         return {
-          path: ["rules", i, "match", "addresses"],
-          reason: `rules.${i}.match.addresses: "${a}" is not any, loopback or an IP address`,
+          path: [...at, "port"],
+          reason: `${where}.port: "${part}" is not a port 1-65535 or a range low-high of them`,
         };
       }
     }
+  }
+  for (const a of m.addresses === undefined ? [] : [m.addresses].flat()) {
+    if (a !== "any" && a !== "loopback" && isIP(a) === 0) {
+      return {
+        path: [...at, "addresses"],
+        reason: `${where}.addresses: "${a}" is not any, loopback or an IP address`,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Checks beyond the schema: every match's values (see {@link checkMatch}); severities only on alert rules. */
+function checkValues(policy: PolicyFile): { path: Path; reason: string } | undefined {
+  for (const [i, rule] of policy.rules.entries()) {
+    const bad = checkMatch(rule.match, ["rules", i, "match"]);
+    if (bad) return bad;
     if (rule.action === "allow" && rule.severity !== undefined) {
       return {
         path: ["rules", i, "severity"],
@@ -116,5 +123,6 @@ function checkValues(policy: PolicyFile): { path: Path; reason: string } | undef
       };
     }
   }
+  if (policy.learn?.match) return checkMatch(policy.learn.match, ["learn", "match"]);
   return undefined;
 }

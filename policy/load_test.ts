@@ -60,6 +60,10 @@ Deno.test("policy: a bad file names file:line:column and the reason", () => {
     ["rules:\n  - action: alert\n", /rules\.0\.name/, 2, 5],
     // a severity on an allow rule
     ["rules:\n  - name: a\n    action: allow\n    severity: critical\n", /belongs to an alert rule/, 4, 15],
+    // learning: a window that is not a duration, an unknown scope, a bad port in its match
+    ["learn:\n  window: 3 days\n", /learn\.window: .*a duration such as 90s, 15m, 24h, 7d or 2w/, 2, 11],
+    ["learn: { scope: pod }\n", /learn\.scope: expected one of "image", "service"/, 1, 17],
+    ["learn:\n  match: { port: 0-9 }\n", /learn\.match\.port: "0-9" is not a port/, 2, 18],
     // a duplicated key
     ["default: allow\ndefault: alert\n", /^p\.yaml:2:1: .*[Mm]ap keys must be unique/, 2, 1],
   ];

@@ -1,28 +1,9 @@
 import assert from "node:assert/strict";
-import { NODE_DEBUGGER_POLICY } from "./testing.ts";
+import { NODE_DEBUGGER_POLICY, testEvent } from "./testing.ts";
 import type { PortEvent } from "../events/schema.ts";
 import { parsePolicy } from "./load.ts";
 
-const event = (over: Partial<PortEvent> = {}): PortEvent => ({
-  id: "01a25351-cbd6-7240-9a6e-d3b60fb0091a",
-  event: "open",
-  port: 9229,
-  proto: "tcp",
-  family: 4,
-  addrs: ["0.0.0.0"],
-  pids: [42],
-  container_id: "dd774991a3acd55a",
-  container_name: "web-1",
-  image: "node:20",
-  compose_project: "shop",
-  compose_service: "web",
-  source: "ebpf",
-  observed_at: "2026-12-08T00:00:00.000Z",
-  host: "edge-1",
-  netns: 4026531840,
-  process: { pid: 42, comm: "node", cmdline: "/usr/bin/node --inspect=0.0.0.0:9229 app.js", uid: 1000 },
-  ...over,
-} as PortEvent);
+const event = testEvent;
 
 Deno.test("policy match: the issue's example alerts on a debugger port on any address, allows the rest", () => {
   const p = parsePolicy(NODE_DEBUGGER_POLICY);
@@ -89,4 +70,17 @@ Deno.test("policy match: containers by name and id prefix; a host port has no co
   assert.equal(p.verdictOf(event()).rule, "by-id");
   assert.equal(p.verdictOf(event({ container_id: "ab12", container_name: "api-3" })).rule, "by-name");
   assert.equal(p.verdictOf(event({ container_id: null, container_name: null })).rule, null);
+});
+
+Deno.test("policy match: events of older watchers (no addrs, a process without cmdline) get a verdict, not a throw", () => {
+  const p = parsePolicy(`rules:
+  - { name: dbg, match: { port: 9229, addresses: any }, action: alert }
+  - { name: by-exe, match: { exe: "*/java", comm: java, uid: 0 }, action: alert }
+default: allow
+`);
+  const old = { ...event(), addrs: undefined, process: { pid: 1, comm: "java" } } as unknown as PortEvent;
+  assert.deepEqual(p.verdictOf(old), { verdict: "allow", rule: null });
+  assert.deepEqual(p.ruleVerdictInTurn(old), undefined);
+  const none = { ...event(), process: null } as unknown as PortEvent;
+  assert.equal(p.verdictOf(none).verdict, "alert", "still on 0.0.0.0:9229");
 });

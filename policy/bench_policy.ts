@@ -1,0 +1,183 @@
+/**
+ * A large, realistic policy and the events to test it with, for the policy benchmark (bench/policy_bench.ts)
+ * and its tests: {@link benchPolicyYaml} writes N varied rules (host, container name and id, image, compose
+ * project and service, proto, port ranges and lists, addresses, comm, exe, uid) of which only the last two
+ * match any of {@link benchEvents}; most events reach the default after every rule was tried, the worst case.
+ * Deterministic: the same N gives the same file.
+ * @module
+ */
+import type { PortEvent } from "../events/schema.ts";
+
+/** The rule (second to last) that a Node debugger open of the bench (port 9229, any address) meets. */
+export const DEBUGGER_RULE = "bench-node-debugger";
+/** The rule (last) that a loopback metrics open of the bench (ports 9100-9199 on 127.0.0.1) meets. */
+export const METRICS_RULE = "bench-metrics-loopback";
+
+/** A YAML flow map of `fields` (keys bare, values as JSON, which YAML reads alike). */
+function flow(fields: Record<string, unknown>): string {
+  return `{ ${Object.entries(fields).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ")} }`;
+}
+
+/** A 12-digit hex prefix for rule `i`, far from the bench's container ids (which start with `b3`). */
+function hexOf(i: number): string {
+  const h = (Math.imul(i + 1, 2654435761) >>> 0).toString(16).padStart(8, "0");
+  return `a${h}${(i % 4096).toString(16).padStart(3, "0")}`;
+}
+
+/** One filler rule: a varied shape by `i % 12`, none of them matching a bench event. */
+function fillerRule(i: number): string {
+  const p = 1024 + ((i * 37) % 3000); // ports spread below the bench's 5000-5099
+  const name = (what: string) => `${what}-${i}`;
+  const rule = (n: string, match: Record<string, unknown>, action: string, extra = "") =>
+    `  - name: ${n}\n    match: ${flow(match)}\n    action: ${action}\n${extra}`;
+  switch (i % 12) {
+    case 0:
+      return rule(name("ssh-db"), { host: `db-${i}-*`, port: 22, proto: "tcp" }, "allow");
+    case 1:
+      return rule(
+        name("billing-http"),
+        { container: `billing-${i}-*`, port: "8000-8099" },
+        "alert",
+        "    severity: warning\n",
+      );
+    case 2:
+      return rule(
+        name("team-images"),
+        { image: [`registry.internal/team-${i}/*`, `quay.io/team${i}/*:*`] },
+        "allow",
+        `    description: ${JSON.stringify(`images of team ${i} may open what they like`)}\n`,
+      );
+    case 3:
+      return rule(
+        name("compose"),
+        { compose_project: `proj-${i}`, compose_service: ["web", `worker-${i}`] },
+        "allow",
+      );
+    case 4:
+      // Its range takes in the bench's ports: the port matches, the address (the bench binds 0.0.0.0) does not.
+      return rule(
+        name("loopback-only"),
+        { port: `${p},${p + 1},${4990 + (i % 50)}-${5010 + (i % 50) + (i % 70)}`, addresses: "loopback" },
+        "allow",
+      );
+    case 5:
+      return rule(
+        name("agent"),
+        { comm: `agent${i}`, exe: `/opt/svc${i}/bin/*` },
+        "alert",
+        "    severity: info\n",
+      );
+    case 6:
+      return rule(
+        name("udp-uid"),
+        { uid: [2000 + i, 3000 + i], proto: "udp" },
+        "alert",
+        "    severity: warning\n",
+      );
+    case 7:
+      return rule(name("by-id"), { container_id: `${hexOf(i)}*` }, "alert", "    severity: critical\n");
+    case 8:
+      // The host matches the bench's nodes; the port does not.
+      return rule(name("node-port"), { host: "node-*", port: 20000 + i }, "alert");
+    case 9:
+      return rule(name("given-address"), { port: 443, addresses: [`10.${i >> 8}.${i & 255}.1`] }, "allow");
+    case 10:
+      return rule(name("dns"), { host: "edge-*", proto: "udp", port: "53,5353" }, "allow");
+    default:
+      // The compose project is the bench's own; the service is not.
+      return rule(name("shop-service"), { compose_project: "shop", compose_service: `svc-${i}` }, "allow");
+  }
+}
+
+/**
+ * A policy of `n` rules (n >= 2) as YAML: `n - 2` varied rules that match none of {@link benchEvents}, then
+ * {@link DEBUGGER_RULE} and {@link METRICS_RULE}, and a default of allow.
+ *
+ * @example
+ * ```ts
+ * const policy = parsePolicy(benchPolicyYaml(1000), "bench.yaml"); // policy.size === 1000
+ * ```
+ */
+export function benchPolicyYaml(n: number): string {
+  if (!Number.isInteger(n) || n < 2) throw new RangeError(`benchPolicyYaml(${n}): want a whole n >= 2`);
+  const rules: string[] = [];
+  for (let i = 0; i < n - 2; i++) rules.push(fillerRule(i));
+  rules.push(
+    `  - name: ${DEBUGGER_RULE}\n    description: a Node debugger reachable from outside\n` +
+      `    match: ${flow({ port: 9229, addresses: "any" })}\n    action: alert\n    severity: critical\n`,
+    `  - name: ${METRICS_RULE}\n    match: ${
+      flow({ compose_project: "shop", port: "9100-9199", addresses: "loopback" })
+    }\n    action: allow\n`,
+  );
+  return `# ${n} rules generated by policy/bench_policy.ts\nrules:\n${rules.join("")}default: allow\n`;
+}
+
+/** A bench event as a watcher posts it: a {@link PortEvent}'s named fields without the id (the listener adds it). */
+export type BenchEvent = {
+  [K in keyof PortEvent as string extends K ? never : K extends "id" ? never : K]: PortEvent[K];
+};
+
+const SERVICES = ["api", "worker", "cart"] as const;
+
+/**
+ * `count` events as a fleet of shop containers would send them: open/close pairs (even: open, odd: its close)
+ * on ports 5000-5099 bound to 0.0.0.0, with container, compose and process fields. Of every ten pairs one opens
+ * the Node debugger port 9229 on 0.0.0.0 ({@link DEBUGGER_RULE}) and one a metrics port 9100-9199 on 127.0.0.1
+ * ({@link METRICS_RULE}); every other open is matched by no rule.
+ */
+export function benchEvents(count: number): BenchEvent[] {
+  const out: BenchEvent[] = [];
+  for (let i = 0; i < count; i++) {
+    const pair = i >> 1;
+    const node = pair % 4;
+    const k = pair % 12;
+    const service = SERVICES[pair % SERVICES.length];
+    const pid = 1000 + (pair % 30_000);
+    const debug = pair % 10 === 3, metrics = pair % 10 === 7;
+    const port = debug ? 9229 : metrics ? 9100 + (pair % 100) : 5000 + (pair % 100);
+    const addrs = metrics ? ["127.0.0.1"] : ["0.0.0.0"];
+    const comm = debug ? "node" : `shop-${service}`;
+    const common = {
+      port,
+      proto: "tcp" as const,
+      family: 4 as const,
+      addrs,
+      container_id: `b3${
+        (pair % 12).toString(16)
+      }c9e1d2f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1`,
+      container_name: `shop-${service}-${k}`,
+      image: `ghcr.io/acme/shop-${service}:2.3.${k}`,
+      compose_project: "shop",
+      compose_service: service,
+      source: "ebpf" as const,
+      observed_at: new Date(Date.UTC(2026, 11, 8, 0, 0, 0, i)).toISOString(),
+      host: `node-${node}`,
+      netns: 4026532000 + k,
+    };
+    if (i % 2 === 0) {
+      out.push({
+        event: "open",
+        ...common,
+        pids: [pid],
+        process: {
+          pid,
+          comm,
+          cmdline: debug
+            ? "/usr/bin/node --inspect=0.0.0.0:9229 server.js"
+            : `/usr/local/bin/${comm} --port ${port}`,
+          uid: 1000,
+        },
+      });
+    } else {
+      out.push({ event: "close", ...common, pids: [], last_pids: [pid] });
+    }
+  }
+  return out;
+}
+
+/** The rule a bench open should meet: {@link DEBUGGER_RULE}, {@link METRICS_RULE}, or null (the default). */
+export function intendedRule(e: BenchEvent): string | null {
+  if (e.port === 9229) return DEBUGGER_RULE;
+  if (e.port >= 9100 && e.port <= 9199) return METRICS_RULE;
+  return null;
+}
