@@ -8,6 +8,7 @@ import { runWatcherBench } from "./watcher_bench.ts";
 import { runEbpfBench } from "./ebpf_bench.ts";
 import { runEbpfFloorBench } from "./ebpf_floor_bench.ts";
 import { runFleetBench } from "./fleet_bench.ts";
+import { runPolicyBench } from "./policy_bench.ts";
 
 /** A named benchmark. */
 export interface Benchmark {
@@ -43,6 +44,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       "1,000 simulated watchers: file store vs PostgreSQL 1 and 2 replicas (max events/s, lag), /ports at 10 M",
     run: () => runFleetBench(),
   },
+  policy: {
+    description:
+      "ingest events/s with a 1,000-rule port policy vs none, single events and NDJSON batches (interleaved trials)",
+    run: () => runPolicyBench(),
+  },
 };
 
 const OUT_DIR = new URL("../.bench/", import.meta.url);
@@ -57,7 +63,8 @@ export function usage(): string {
     ...names,
     "",
     "Environment: BENCH_SECONDS (measured seconds per cell, default 5), BENCH_CONNS (default 1,16,64);",
-    "BENCH_QUICK=1 (watcher: smaller counts, ~2 minutes instead of ~10; ebpf: ~3 instead of ~7);",
+    "BENCH_QUICK=1 (watcher: smaller counts, ~2 minutes instead of ~10; ebpf: ~3 instead of ~7;",
+    "policy: 2 s trials instead of 5); BENCH_ROUNDS (policy: trials of each listener per load, default 3);",
     "BENCH_ENGINES=libbpf,bpftrace (ebpf: only these of libbpf, bpftrace, poll, poll0, seed).",
   ].join("\n");
 }
