@@ -51,9 +51,9 @@ export interface SpoolRecovery {
 }
 
 /** The oldest pending records, as read by {@link Spool.read}. */
-export interface SpoolRead {
-  /** Their events, oldest first. */
-  events: PortEvent[];
+export interface SpoolRead<T = PortEvent> {
+  /** Their events (items), oldest first. */
+  events: T[];
   /** Each record's event count and the offset just past it (what to {@link Spool.ack}). */
   records: { count: number; end: number }[];
   /** Offset just past the last record read. */
@@ -99,8 +99,11 @@ async function fsyncDir(dir: string): Promise<void> {
 
 type Rec = { start: number; end: number; count: number };
 
-/** The durable FIFO; every method is serialised internally, so callers may overlap them. */
-export class Spool {
+/**
+ * The durable FIFO; every method is serialised internally, so callers may overlap them. Its items are port
+ * events by default; any JSON-serialisable type works (the listener's alert queues keep alerts in one).
+ */
+export class Spool<T = PortEvent> {
   #file!: Deno.FsFile;
   #gen = 0;
   #offset = 0;
@@ -132,8 +135,8 @@ export class Spool {
   }
 
   /** Open (or create) the spool in `options.dir`, repairing a torn tail and an interrupted compaction. */
-  static async open(options: SpoolOptions): Promise<Spool> {
-    const spool = new Spool(options.dir, options);
+  static async open<T = PortEvent>(options: SpoolOptions): Promise<Spool<T>> {
+    const spool = new Spool<T>(options.dir, options);
     await Deno.mkdir(options.dir, { recursive: true });
     await spool.#load();
     return spool;
@@ -244,7 +247,7 @@ export class Spool {
   }
 
   /** Durably append `events` (resolves after fsync); throws {@link SpoolFullError} when they do not fit. */
-  append(events: PortEvent[]): Promise<void> {
+  append(events: T[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
     let text = "";
     const recs: { bytes: number; count: number }[] = [];
@@ -301,7 +304,7 @@ export class Spool {
   read(
     maxEvents: number = this.recordMaxEvents,
     maxBytes: number = this.recordMaxBytes,
-  ): Promise<SpoolRead | undefined> {
+  ): Promise<SpoolRead<T> | undefined> {
     return this.#serial(async () => {
       if (this.#head >= this.#recs.length) return undefined;
       const picked: Rec[] = [];
@@ -323,11 +326,11 @@ export class Spool {
         if (n === null) throw new Error(`spool file ${this.#path(this.#gen)} is shorter than expected`);
         off += n;
       }
-      const out: PortEvent[] = [];
+      const out: T[] = [];
       for (const r of picked) {
         const line = decoder.decode(buf.subarray(r.start - first, r.end - first - 1));
         const json = line.slice(line.indexOf(" ", 9) + 1);
-        for (const e of JSON.parse(json) as PortEvent[]) out.push(e);
+        for (const e of JSON.parse(json) as T[]) out.push(e);
       }
       return { events: out, records: picked.map((r) => ({ count: r.count, end: r.end })), end: last };
     });
@@ -394,7 +397,7 @@ export class Spool {
   }
 
   /** Durably append refused events to the dead-letter file, one line each with the listener's reason. */
-  deadLetter(events: PortEvent[], reason: { status?: number; error: string }): Promise<void> {
+  deadLetter(events: T[], reason: { status?: number; error: string }): Promise<void> {
     return this.#serial(async () => {
       const at = new Date().toISOString();
       const text = events.map((event) =>

@@ -6,26 +6,30 @@
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { bearerAuth } from "hono/bearer-auth";
 import { zValidator } from "@hono/zod-validator";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import { BodyError, parseBody } from "./parse_body.ts";
 import { validateRecords, ValidationError } from "./validate.ts";
-import { applyVerdicts } from "./policy_verdicts.ts";
-import type { Policy } from "../policy/match.ts";
+import type { Verdicts } from "./verdicts.ts";
+import { baselineRoutes } from "./baseline_routes.ts";
 import { type Store, StoreUnavailableError } from "./store_api.ts";
 import { EventsQuerySchema, filterParams, toFilter } from "./filter.ts";
 import { streamEvents } from "./stream.ts";
 import { eventJsonSchema, ingestJsonSchema } from "../events/json_schema.ts";
 import { createListenerMetrics, type ListenerMetrics } from "./metrics.ts";
 import { uiRoutes } from "./ui.ts";
+import { listenerAuth } from "./auth/mod.ts";
 import { ByteGate } from "./byte_gate.ts";
+import type { FiringAlert } from "./alerts/state.ts";
 
 /** What the app needs besides the store. */
 export interface AppOptions {
-  /** The port policy in force (POLICY_PATH), asked at each ingest: opens and changes get its verdict. */
-  policy?: () => Policy | undefined;
+  /**
+   * The port policy and learned baselines (POLICY_PATH): opens and changes get their verdict on ingest, open
+   * ports their verdict now.
+   */
+  verdicts?: Verdicts;
   /** Largest accepted body in bytes. */
   bodyLimit: number;
   /** Bearer token required on every route but /healthz and /schema; undefined leaves the listener open. */
@@ -45,6 +49,8 @@ export interface AppOptions {
   ingestBytes?: number;
   /** Longest wait for that budget before a 503 (ms). Default {@link INGEST_WAIT_MS}. */
   ingestWaitMs?: number;
+  /** The alerts firing now (listener/alerts/), for GET /alerts; undefined when no policy is configured. */
+  alerts?: { firing(): FiringAlert[]; note?(): string | undefined };
 }
 
 /**
@@ -95,23 +101,11 @@ export function createApp(store: Store, options: AppOptions): Hono {
   // The live page (no data of its own: what it shows comes from the routes below, token and all).
   app.route("/", uiRoutes());
 
-  if (options.token) {
-    const message = (text: string) => (c: { req: { path: string } }) => ({
-      ok: false,
-      error: `${text} (${c.req.path})`,
-    });
-    app.use(
-      "*",
-      bearerAuth({
-        token: options.token,
-        noAuthenticationHeader: { message: message("missing Authorization: Bearer <LISTENER_TOKEN> header") },
-        invalidAuthenticationHeader: {
-          message: message("Authorization header is not of the form Bearer <token>"),
-        },
-        invalidToken: { message: message("wrong bearer token") },
-      }),
-    );
-  }
+  // The token (LISTENER_TOKEN): the bearer header, or the page's session cookie for reads (listener/auth/).
+  // POST /signin, POST /signout and GET /session come before the check.
+  const auth = listenerAuth(options.token);
+  app.route("/", auth.routes);
+  if (auth.middleware) app.use("*", auth.middleware);
 
   if (!options.metricsPublic) app.get("/metrics", metrics.handler); // behind the token, when there is one
 
@@ -172,8 +166,7 @@ export function createApp(store: Store, options: AppOptions): Hono {
       throw e;
     }
     try {
-      const policy = options.policy?.();
-      if (policy) applyVerdicts(policy, validated);
+      await options.verdicts?.apply(validated);
       const result = await store.ingest(validated.records, validated.prepared);
       return c.json({ ok: true, ...result });
     } catch (e) {
@@ -206,11 +199,32 @@ export function createApp(store: Store, options: AppOptions): Hono {
     proto: filterParams.proto,
     container: filterParams.container,
     host: filterParams.host,
+    unexpected: z.enum(["0", "1", "true", "false"], { message: "unexpected: 1 or 0" }).optional(),
   });
   app.get("/ports", zValidator("query", PortsQuerySchema, queryHook), async (c) => {
-    const ports = await store.openPorts(toFilter(c.req.valid("query")));
+    const { unexpected, ...q } = c.req.valid("query");
+    // Each port with its verdict under the policy in force now (as stored, when there is none).
+    let ports = await store.openPorts(toFilter(q));
+    if (options.verdicts) ports = options.verdicts.judged(ports);
+    if (unexpected === "1" || unexpected === "true") {
+      ports = ports.filter((p) => p.policy?.verdict === "alert");
+    }
     return c.json({ count: ports.length, ports });
   });
+  // The unexpected ports open now: each alert (labels, annotations, startsAt) with its port, sorted like /ports.
+  app.get("/alerts", (c) => {
+    if (!options.alerts) {
+      return c.json({
+        count: 0,
+        alerts: [],
+        note: "no policy is in force (POLICY_PATH is not set): no port is judged unexpected",
+      });
+    }
+    const alerts = options.alerts.firing();
+    const note = options.alerts.note?.();
+    return c.json({ count: alerts.length, alerts, ...(note ? { note } : {}) });
+  });
+  app.route("/", baselineRoutes(options.verdicts));
 
   const StreamQuerySchema = z.object({ ...filterParams, last_event_id: z.string().min(1).optional() });
   app.get("/events/stream", zValidator("query", StreamQuerySchema, queryHook), (c) => {
@@ -223,6 +237,7 @@ export function createApp(store: Store, options: AppOptions): Hono {
     c.json({
       ok: false,
       error: `no route ${c.req.method} ${c.req.path}; routes: POST /ingest, GET /events, GET /ports, ` +
+        `GET /alerts, GET /baselines, GET /baselines/export, DELETE /baselines, ` +
         `GET /events/stream, GET /schema, GET /healthz, GET /metrics, GET / (the live page)`,
     }, 404)
   );

@@ -34,6 +34,12 @@ export interface ListenerConfig {
   policyPath?: string;
   /** Days of events the PostgreSQL store keeps (RETENTION_DAYS); 0 keeps everything. */
   retentionDays: number;
+  /** Alertmanager's base URL (ALERTMANAGER_URL), without a trailing slash; `/api/v2/alerts` is appended. */
+  alertmanagerUrl?: string;
+  /** The alerts webhook (ALERT_WEBHOOK_URL). */
+  alertWebhookUrl?: string;
+  /** File store: where the alert queues are kept (ALERT_QUEUE_DIR; default `<dir of LOG_PATH>/alerts`). */
+  alertQueueDir?: string;
 }
 
 /** Help text for `--help`. */
@@ -55,9 +61,16 @@ Options (each also an environment variable; flags win):
   --retention-days N     RETENTION_DAYS       PostgreSQL store: drop events older than N days, a daily
                                               partition at a time; 0 keeps everything (default 0)
   --policy PATH          POLICY_PATH          port policy (YAML): every open and change is stored with its
-                                              verdict; read again on change and SIGHUP; check it with
-                                              deno task policy check FILE
-                         LISTENER_TOKEN       bearer token required by every route but /healthz and /schema
+                                              verdict (rules, learned baselines, a default); read again on
+                                              change and SIGHUP; check it with deno task policy check FILE
+                         ALERTMANAGER_URL     with a policy: send unexpected open ports to Alertmanager
+                                              (its base URL, e.g. http://127.0.0.1:9093; API v2)
+                         ALERT_WEBHOOK_URL    with a policy: POST each alert's firing and resolve as JSON
+                         ALERT_QUEUE_DIR      file store: the alerts' durable queues (default: alerts/ beside
+                                              the log)
+                         LISTENER_TOKEN       bearer token required by every route but /healthz, /schema and
+                                              the page's files; the page signs in once (POST /signin) for
+                                              a session cookie that serves reads
                          DEDUPE_WINDOW        recent ids remembered to drop retried events (default 200000)
                          RECENT_EVENTS        recent events kept in memory for queries and resume (default 10000)
                          LOG_LEVEL            debug, info, warning or error (default info)
@@ -65,6 +78,30 @@ Options (each also an environment variable; flags win):
 `;
 
 const LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** A setting's value with the password of a URL in it hidden (error messages are logged). */
+function hidePassword(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, "$1***@");
+}
+
+/** An http(s) URL of an alert target; `base`: Alertmanager's, to which /api/v2/alerts is appended. */
+function parseAlertUrl(name: string, value: string, base: boolean): string {
+  const accepted = base
+    ? "Alertmanager's base URL, http:// or https://, e.g. http://127.0.0.1:9093 (the path /api/v2/alerts is " +
+      "appended), without a query"
+    : "an http:// or https:// URL, e.g. https://hooks.example.com/portwatch";
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch { /* below */ }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || url.hash !== "") {
+    throw new ConfigError(name, hidePassword(value), accepted);
+  }
+  if (base && (url.search !== "" || /\/api\/v[12]\b/.test(url.pathname))) {
+    throw new ConfigError(name, hidePassword(value), `${accepted}; give the base URL, not the API's path`);
+  }
+  return base ? url.href.replace(/\/+$/, "") : url.href;
+}
 
 /** Parse `args` (Deno.args) and `env` into a config; throws ConfigError on any bad value. */
 export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "help" {
@@ -100,6 +137,22 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
   const dedupe = firstSet(env, "DEDUPE_WINDOW");
   const recent = firstSet(env, "RECENT_EVENTS");
   const level = firstSet(env, "LOG_LEVEL");
+  const alertmanager = firstSet(env, "ALERTMANAGER_URL");
+  const webhook = firstSet(env, "ALERT_WEBHOOK_URL");
+  const queueDir = firstSet(env, "ALERT_QUEUE_DIR");
+  for (const s of [alertmanager, webhook]) {
+    if (s && !policy?.value) {
+      throw new ConfigError(
+        s.name,
+        hidePassword(s.value),
+        "only together with POLICY_PATH (--policy): alerts are raised for the open ports the port policy " +
+          "judges unexpected, and no policy is set",
+      );
+    }
+  }
+  if (queueDir && /[\0\n]/.test(queueDir.value)) {
+    throw new ConfigError(queueDir.name, queueDir.value, "a directory path (no NUL or line break)");
+  }
   if (level && !(LEVELS as readonly string[]).includes(level.value)) {
     throw new ConfigError(level.name, level.value, LEVELS.join(", "));
   }
@@ -118,5 +171,8 @@ export function loadConfig(args: string[], env: EnvSource): ListenerConfig | "he
     storeUrl: storeUrl ? parseStoreUrl(storeUrl.name, storeUrl.value) : undefined,
     retentionDays: retention ? parseInteger(retention.name, retention.value, 0, 36_500) : 0,
     policyPath: policy?.value || undefined,
+    alertmanagerUrl: alertmanager ? parseAlertUrl(alertmanager.name, alertmanager.value, true) : undefined,
+    alertWebhookUrl: webhook ? parseAlertUrl(webhook.name, webhook.value, false) : undefined,
+    alertQueueDir: queueDir?.value,
   };
 }

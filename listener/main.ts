@@ -1,6 +1,5 @@
 /** The listener program: `deno task listen`. */
 import { getLogger } from "@logtape/logtape";
-import { PolicyHolder } from "../policy/holder.ts";
 import { ConfigError, firstSet, parseBool } from "../infra/env.ts";
 import { setupLogging } from "../infra/logging.ts";
 import { ListenError, listenError, type ListenSettings } from "../infra/listen_error.ts";
@@ -9,6 +8,8 @@ import { EventStore } from "./file/store.ts";
 import type { PgStore } from "./pg/store.ts";
 import { redactUrl } from "./pg/url.ts";
 import { createApp, INGEST_BYTES, PG_INGEST_BYTES } from "./app.ts";
+import { createListenerMetrics } from "./metrics.ts";
+import { startPolicyStage } from "./policy_stage.ts";
 import type { ListenerConfig } from "./config.ts";
 
 /** A running listener. */
@@ -19,23 +20,6 @@ export interface RunningListener {
   server: Deno.HttpServer<Deno.NetAddr>;
   /** Stop taking requests, finish pending writes, close the log. */
   shutdown(): Promise<void>;
-}
-
-/** Follow the policy file, logging each read and each rejected version (the last good one stays in force). */
-async function startPolicy(path: string): Promise<PolicyHolder> {
-  const log = getLogger(["portwatch", "policy"]);
-  const holder: PolicyHolder = new PolicyHolder(path, {
-    loaded: (p, file) => log.info("policy {file}: {n} rule(s) in force", { file, n: p.size }),
-    rejected: (e) =>
-      log.error("policy not used: {error}; {kept}", {
-        error: e.message,
-        kept: holder.policy
-          ? "the last good policy stays in force"
-          : "no policy is in force (every port allowed)",
-      }),
-  });
-  await holder.start();
-  return holder;
 }
 
 /**
@@ -52,7 +36,15 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   const log = getLogger(["portwatch", "listener"]);
   const { store, describe } = await openStore(config);
   const closing = new AbortController();
-  const policy = config.policyPath ? await startPolicy(config.policyPath) : undefined;
+  const metrics = createListenerMetrics(store);
+  const judging = config.policyPath
+    ? await startPolicyStage({ ...config, policyPath: config.policyPath }, store, metrics.registry).catch(
+      async (e) => {
+        await store.close();
+        throw e;
+      },
+    )
+    : undefined;
   const metricsPublic = firstSet(env, "METRICS_PUBLIC");
   const app = createApp(store, {
     bodyLimit: config.bodyLimit,
@@ -63,7 +55,9 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     // PostgreSQL commits take milliseconds over a socket and hold nothing of the records once sent: a group
     // commit should carry many requests, not the file store's memory-bounded few.
     ingestBytes: config.storeUrl ? PG_INGEST_BYTES : INGEST_BYTES,
-    policy: policy && (() => policy.policy),
+    verdicts: judging?.verdicts,
+    metrics,
+    alerts: judging?.alerts,
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -75,7 +69,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
   } catch (e) {
     // the port is taken (or not ours to take): close the store and say so in one line, no stack trace
     closing.abort();
-    await policy?.close();
+    await judging?.close();
     await store.close();
     throw listenError(e, config.host, config.port, listenSettings(args)) ?? e;
   }
@@ -104,7 +98,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     async shutdown() {
       closing.abort();
       await server.shutdown();
-      await policy?.close();
+      await judging?.close(); // before the store: the PostgreSQL alert queue uses its connections
       await store.close();
     },
   };

@@ -16,6 +16,11 @@
  * | `portwatch_listener_stream_subscribers`           | gauge     |                      |
  * | `portwatch_listener_open_ports`                   | gauge     |                      |
  * | `portwatch_listener_http_requests_total`          | counter   | method, route, code  |
+ * | `portwatch_listener_policy_verdicts_total`        | counter   | verdict, severity    |
+ * | `portwatch_listener_unexpected_open_ports`        | gauge     | severity             |
+ * | `portwatch_listener_alerts_sent_total`            | counter   | target, status       |
+ * | `portwatch_listener_alert_send_failures_total`    | counter   | target               |
+ * | `portwatch_listener_alert_queue_depth`            | gauge     | target               |
  *
  * `source` is the event's engine (`polling`, `ebpf`, ...; `none` for plain-text messages). `rejected` counts
  * refused POST /ingest requests (nothing of a refused request is stored; how many events a malformed or too

@@ -4,6 +4,7 @@ import { createApp } from "./app.ts";
 import { EventStore } from "./file/store.ts";
 import { storeOptions, withTempDir } from "./testing.ts";
 import { parsePolicy } from "../policy/load.ts";
+import { Verdicts } from "./verdicts.ts";
 
 const POLICY = parsePolicy(NODE_DEBUGGER_POLICY);
 
@@ -28,7 +29,10 @@ Deno.test("policy verdicts on ingest: opens and changes carry theirs (NDJSON fas
   await withTempDir(async (dir) => {
     const { store } = await EventStore.open(storeOptions(dir));
     try {
-      const app = createApp(store, { bodyLimit: 1 << 20, policy: () => POLICY });
+      const app = createApp(store, {
+        bodyLimit: 1 << 20,
+        verdicts: new Verdicts({ policy: () => POLICY, store: store.baselines }),
+      });
       const lines = [
         event("01a25351-0000-7000-8000-000000000001", {}),
         event("01a25351-0000-7000-8000-000000000002", { port: 3000 }),
@@ -80,7 +84,10 @@ Deno.test("policy verdicts on ingest: no policy, no field", async () => {
   await withTempDir(async (dir) => {
     const { store } = await EventStore.open(storeOptions(dir));
     try {
-      const app = createApp(store, { bodyLimit: 1 << 20, policy: () => undefined });
+      const app = createApp(store, {
+        bodyLimit: 1 << 20,
+        verdicts: new Verdicts({ policy: () => undefined, store: store.baselines }),
+      });
       const res = await app.request("/ingest", {
         method: "POST",
         headers: { "content-type": "application/x-ndjson" },

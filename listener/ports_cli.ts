@@ -6,11 +6,12 @@
  */
 import { parseArgs } from "node:util";
 import type { OpenPort } from "./ports_state.ts";
-import { isPortEvent } from "./ui/ports_rule.js";
+import { isPortEvent, portKey } from "./ui/ports_rule.js";
 import { changeText } from "./ui/text.js";
 
 const USAGE =
-  `usage: deno task ports [--json] [--watch] [--port P] [--proto tcp|udp] [--container C] [--host H]
+  `usage: deno task ports [--json] [--watch] [--unexpected] [--port P] [--proto tcp|udp] [--container C] [--host H]
+  --unexpected: only ports the port policy (POLICY_PATH) says should not be open, with its severity and rule.
   Asks the listener at LISTENER_URL (default http://127.0.0.1:8080; LISTENER_TOKEN if it needs one).`;
 
 /** A clear failure for the user (exit 1). */
@@ -33,11 +34,14 @@ export function baseUrl(value: string | undefined): string {
   return url.origin + url.pathname.replace(/\/ingest\/?$/, "").replace(/\/$/, "");
 }
 
-/** GET `path` from the listener, turning network and auth failures into clear errors. */
-export async function get(base: string, path: string, token?: string): Promise<Response> {
+/** GET (or `method`) `path` from the listener, turning network and auth failures into clear errors. */
+export async function get(base: string, path: string, token?: string, method = "GET"): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
   } catch (e) {
     throw new PortsError(
       `cannot reach the listener at ${base} (${(e as Error).message.replace(/^.*?: /, "")}): start it with ` +
@@ -75,17 +79,36 @@ function processOf(p: OpenPort): string {
   return `users:(${p.pids.map((pid) => `("${proc?.comm ?? "?"}",pid=${pid})`).join(",")})`;
 }
 
-/** The table, ss-style: Netid State Local Address:Port Host Container Process. */
+/** `critical no-node-debugger` for a port the policy alerts on, "" otherwise. */
+function policyOf(p: OpenPort | Record<string, unknown>): string {
+  const v = p.policy as { verdict?: string; rule?: string | null; severity?: string } | null | undefined;
+  return v?.verdict === "alert" ? `${v.severity ?? "warning"} ${v.rule ?? "default"}` : "";
+}
+
+/**
+ * The table, ss-style: Netid State Local Address:Port Host Container Process; a Policy column (severity and
+ * rule) when a port is unexpected.
+ */
 export function formatTable(ports: OpenPort[]): string {
+  const withPolicy = ports.some((p) => policyOf(p) !== "");
   const rows = ports.map((p) => [
     p.proto ?? "?",
     p.proto === "udp" ? "UNCONN" : "LISTEN",
     endpoint(p),
     p.host ?? "-",
     p.container_name ?? p.container_id?.slice(0, 12) ?? "-",
+    ...(withPolicy ? [policyOf(p) || "-"] : []),
     processOf(p),
   ]);
-  const head = ["Netid", "State", "Local Address:Port", "Host", "Container", "Process"];
+  const head = [
+    "Netid",
+    "State",
+    "Local Address:Port",
+    "Host",
+    "Container",
+    ...(withPolicy ? ["Policy"] : []),
+    "Process",
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
     r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd();
@@ -107,7 +130,10 @@ export function eventLine(e: Record<string, unknown>): string {
     const pids = e.event === "open" ? e.pids : e.last_pids;
     who = Array.isArray(pids) && pids.length > 0 ? `pids ${pids.join(",")}` : "";
   }
-  return `${MARKS[String(e.event)] ?? "?"} ${e.proto ?? "?"} ${endpoint(e)} ${where} ${who}`.trimEnd();
+  const alert = policyOf(e);
+  return `${MARKS[String(e.event)] ?? "?"} ${e.proto ?? "?"} ${endpoint(e)} ${where} ${who}${
+    alert ? ` [${alert}]` : ""
+  }`.trimEnd();
 }
 
 /** Run the command; resolves with the exit code. */
@@ -119,6 +145,7 @@ export async function runPorts(args: string[], env = Deno.env): Promise<number> 
       options: {
         json: { type: "boolean" },
         watch: { type: "boolean" },
+        unexpected: { type: "boolean" },
         port: { type: "string" },
         proto: { type: "string" },
         container: { type: "string" },
@@ -142,15 +169,19 @@ export async function runPorts(args: string[], env = Deno.env): Promise<number> 
     for (const k of ["port", "proto", "container", "host"] as const) {
       if (values[k]) q.set(k, values[k] as string);
     }
+    const ports = new URLSearchParams(q);
+    if (values.unexpected) ports.set("unexpected", "1");
     // With --watch, the newest event id first: the stream resumes from it, so no change made between reading
     // the table and opening the stream is missed.
     const newest = values.watch
       ? ((await (await get(base, "/events?limit=1", token)).json()) as { events: { id: string }[] }).events[0]
         ?.id
       : undefined;
-    const { ports } = await (await get(base, `/ports?${q}`, token)).json() as { ports: OpenPort[] };
-    console.log(values.json ? JSON.stringify(ports) : formatTable(ports));
+    const open = (await (await get(base, `/ports?${ports}`, token)).json() as { ports: OpenPort[] }).ports;
+    console.log(values.json ? JSON.stringify(open) : formatTable(open));
     if (!values.watch) return 0;
+    // --unexpected --watch: opens and changes the policy alerts on, and the closes of those ports.
+    const alerting = new Set(open.map(portKey));
     if (newest) q.set("last_event_id", newest);
     const res = await get(base, `/events/stream?${q}`, token);
     let buf = "";
@@ -166,6 +197,13 @@ export async function runPorts(args: string[], env = Deno.env): Promise<number> 
         if (!data) continue;
         const e = JSON.parse(data);
         if (!isPortEvent(e)) continue;
+        if (values.unexpected) {
+          const key = portKey(e);
+          const was = alerting.has(key);
+          if (e.event === "close" || policyOf(e) === "") alerting.delete(key);
+          else alerting.add(key);
+          if (!was && !alerting.has(key)) continue;
+        }
         console.log(values.json ? data : eventLine(e));
       }
     }

@@ -64,6 +64,15 @@ Deno.test("ports --watch lines: + open, ~ change (holders, addresses), - close (
     "- tcp 0.0.0.0:5000 web pids 456",
   );
   assert.equal(eventLine({ port: 53, event: "close", host: "h", addrs: [] }), "- ? *:53 h");
+  assert.equal(
+    eventLine({
+      ...e,
+      event: "open",
+      pids: [123],
+      policy: { verdict: "alert", rule: "no-node-debugger", severity: "critical" },
+    }),
+    "+ tcp 0.0.0.0:5000 web pids 123 [critical no-node-debugger]",
+  );
 });
 
 Deno.test("ports: against a real listener: table, --json, filters, token errors, unreachable", async () => {

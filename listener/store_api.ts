@@ -5,6 +5,7 @@
  * @module
  */
 import type { Registry } from "../infra/metrics.ts";
+import type { BaselineData, BaselineScope } from "../policy/baseline.ts";
 import type { EventFilter } from "./filter.ts";
 import type { OpenPort } from "./ports_state.ts";
 import type { Prepared, Record_ } from "./validate.ts";
@@ -45,6 +46,21 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** Where learned baselines (policy/baseline.ts) are kept: beside the log, or in PostgreSQL. */
+export interface BaselineStore {
+  /** True when other listeners write to it too (PostgreSQL replicas): read it again before alerting. */
+  readonly shared: boolean;
+  /** Every stored scope and port. */
+  load(): Promise<BaselineData>;
+  /**
+   * Keep new scopes and ports (known ones stay as they are: the first window of a scope wins); resolves once
+   * they are durable, with the stored windows of `data`'s scopes.
+   */
+  add(data: BaselineData): Promise<BaselineScope[]>;
+  /** Forget the scopes with these keys (every scope when undefined) and their ports; the keys forgotten. */
+  reset(keys?: readonly string[]): Promise<string[]>;
+}
+
 /** A durable event store behind the listener's API. */
 export interface Store {
   /** `file` or `postgres`, for logs and /healthz. */
@@ -74,6 +90,8 @@ export interface Store {
    * retained record when `lastId` is unknown.
    */
   replayAfter(lastId: string): AsyncIterable<StoredEntry>;
+  /** The learned baselines kept with this store. */
+  readonly baselines: BaselineStore;
   /** Register the store's own metrics (log bytes, fsyncs, pool, ...) in `registry`. */
   registerMetrics(registry: Registry): void;
   /** Finish pending writes and release files and connections. */

@@ -3,61 +3,42 @@
  * a real HTTP server with the listener's API and the page, a real port held by testers/hold.ts, its open and
  * close posted to /ingest as a watcher does, and a change of a port's holders; the page must show them live
  * (a change updates the port's row and reads "holders 4242 → 4243" in the timeline), keep its filters across
- * a reload, resume the stream after the listener restarts without missing or doubling an event, and say so
- * when the listener wants a token. Screenshots of every step go to $PORTWATCH_ARTIFACTS, kept, or else to a
- * temp folder (never the repository) that is kept only when the test fails; their paths are printed. Skipped,
- * saying why, without chromium or playwright-core.
+ * a reload, resume the stream after the listener restarts without missing or doubling an event, and ask to
+ * sign in when the listener wants a token. Signing in: ui_signin_e2e_test.ts; the port policy's marks:
+ * ui_policy_e2e_test.ts; what they share: ui_e2e_testing.ts. Screenshots of every step go to
+ * $PORTWATCH_ARTIFACTS, kept, or else to a temp folder (never the repository) that is kept only when the test
+ * fails; their paths are printed. Skipped, saying why, without chromium or playwright-core.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import type { BrowserContext, Page } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { createApp } from "./app.ts";
 import { EventStore } from "./file/store.ts";
 import { storeOptions } from "./testing.ts";
 import { toRecords } from "./validate.ts";
 import { uiRoutes } from "./ui.ts";
-import { uuidv7 } from "../events/id.ts";
+import {
+  HOST,
+  launch,
+  type PageDocument,
+  type PageStyle,
+  portEvent,
+  post,
+  screenshots,
+  shownPorts,
+  skipped,
+  timeline,
+  WAIT,
+  waitAnnounced,
+  waitRows,
+  waitStatus,
+} from "./ui_e2e_testing.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-// The few browser globals the page functions below use (this file is type-checked without the DOM library;
-// the functions run in the page, where these exist). Functions, not strings: the page's CSP forbids eval.
-declare const document: {
-  activeElement: { id: string } | null;
-  getElementById(id: string): { textContent: string | null } | null;
-  querySelector(selector: string): { textContent: string | null } | null;
-  querySelectorAll(selector: string): { length: number };
-};
-declare function getComputedStyle(element: unknown): { outlineStyle: string };
+declare const document: PageDocument;
+declare function getComputedStyle(element: unknown): PageStyle;
 
 const HOLD = new URL("../testers/hold.ts", import.meta.url).pathname;
-const WAIT = { timeout: 10_000 };
-
-type Playwright = typeof import("playwright-core");
-
-async function loadPlaywright(): Promise<{ pw?: Playwright; skip?: string }> {
-  try {
-    if (!(await Deno.stat(CHROMIUM)).isFile) return { skip: `${CHROMIUM} is not a file` };
-  } catch {
-    return { skip: `${CHROMIUM} is not installed (apt-get install chromium)` };
-  }
-  try {
-    return { pw: await import("playwright-core") };
-  } catch (e) {
-    return { skip: `npm:playwright-core cannot be loaded: ${(e as Error).message}` };
-  }
-}
-
-const { pw, skip } = await loadPlaywright();
-if (skip) console.log(`ui_e2e_test.ts: skipped: ${skip}`);
+const skip = skipped("ui_e2e_test.ts");
 
 /** The listener's API and the page on 127.0.0.1, as the integrated listener will serve them. */
 class TestServer {
@@ -140,94 +121,25 @@ function processOf(pid: number): { pid: number; comm: string; cmdline: string; u
   return { pid, comm, cmdline, uid };
 }
 
-const NETNS = Number(/\[(\d+)\]/.exec(Deno.readLinkSync("/proc/self/ns/net"))?.[1] ?? 0);
-const HOST = Deno.hostname();
-
-/** A port event as a watcher posts it. */
-function portEvent(over: Record<string, unknown>): Record<string, unknown> {
-  return {
-    id: uuidv7(),
-    event: "open",
-    proto: "tcp",
-    family: 4,
-    addrs: ["127.0.0.1"],
-    pids: [],
-    container_id: null,
-    container_name: null,
-    source: "polling",
-    observed_at: new Date().toISOString(),
-    host: HOST,
-    netns: NETNS,
-    ...over,
-  };
-}
-
-async function post(base: string, event: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${base}/ingest`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(event),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
-  assert.equal(body.stored, 1);
-}
-
-/** Where the screenshots go, and whether they are temporary (removed when the test passes). */
-async function shotDir(): Promise<{ dir: string; temporary: boolean }> {
-  const env = Deno.env.get("PORTWATCH_ARTIFACTS");
-  if (env) {
-    const dir = `${env.replace(/\/$/, "")}/ui-e2e`;
-    await Deno.mkdir(dir, { recursive: true });
-    return { dir, temporary: false };
-  }
-  return { dir: await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-" }), temporary: true };
-}
-
-/** Port numbers of the rows shown in the open-ports tables. */
-const shownPorts = (page: Page) =>
-  page.$$eval("#ports tbody tr", (rows) => rows.map((r) => Number(r.getAttribute("data-port"))));
-
-/** [event, port] of the timeline items, newest first. */
-const timeline = (page: Page) =>
-  page.$$eval(
-    "#timeline li",
-    (items) => items.map((li) => [li.getAttribute("data-event"), Number(li.getAttribute("data-port"))]),
-  );
-
-const waitStatus = (page: Page, state: string) =>
-  page.waitForSelector(`#status[data-state="${state}"]`, WAIT);
-
 Deno.test({
   name: "ports page: a real port's open and close show live; filters survive reload; resume after restart",
-  ignore: skip !== undefined,
+  ignore: skip,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { chromium } = pw!;
     const dataDir = await Deno.makeTempDir({ prefix: "portwatch-ui-e2e-data-" });
-    const { dir: shots, temporary } = await shotDir();
+    const { shot, finish } = await screenshots();
     let passed = false;
     const { store } = await EventStore.open(storeOptions(dataDir));
     const server = new TestServer(store);
     const tokenServer = new TestServer(store, "s3cret");
     let held: Awaited<ReturnType<typeof holdPort>> | undefined;
     let context: BrowserContext | undefined;
-    const pageErrors: string[] = [];
-    const shot = async (page: Page, name: string) => {
-      const path = `${shots}/${name}.png`;
-      await page.screenshot({ path, fullPage: false });
-      console.log(`screenshot: ${path}`);
-    };
     try {
       server.start(0);
-      context = await chromium.launchPersistentContext(`${dataDir}/chromium-profile`, {
-        executablePath: CHROMIUM,
-        args: CHROMIUM_ARGS,
-        headless: true,
-        viewport: { width: 1366, height: 768 },
-        reducedMotion: "reduce",
-      });
+      const launched = await launch(dataDir);
+      context = launched.context;
+      const { page, errors: pageErrors } = launched;
       // Nothing may leave the machine: every request must go to the test server.
       const outside: string[] = [];
       context.on("request", (r) => {
@@ -237,12 +149,6 @@ Deno.test({
         ) {
           outside.push(r.url());
         }
-      });
-      context.setDefaultTimeout(WAIT.timeout);
-      const page = context.pages()[0] ?? await context.newPage();
-      page.on("pageerror", (e) => pageErrors.push(String(e)));
-      page.on("console", (m) => {
-        if (m.type() === "error") pageErrors.push(m.text());
       });
 
       // 1. An empty log: the page says how to make an event.
@@ -297,11 +203,7 @@ Deno.test({
       assert.ok(since[0] && !Number.isNaN(Date.parse(since[0])), "since has a machine-readable datetime");
       assert.ok(since[1] && since[1].length > 10, "since has the absolute time as its title");
       assert.deepEqual((await timeline(page))[0], ["open", held.port]);
-      await page.waitForFunction(
-        (port) => document.getElementById("announcer")?.textContent?.includes(`Port ${port}/tcp opened`),
-        held.port,
-        WAIT,
-      );
+      await waitAnnounced(page, `Port ${held.port}/tcp opened`);
       // Grouped: the host's ports first, then the container's.
       assert.deepEqual(await shownPorts(page), [held.port, 8080]);
       await shot(page, "02-open");
@@ -337,18 +239,14 @@ Deno.test({
         await page.textContent("#timeline li:first-child") ?? "",
         /change\s+8080\/tcp in web on .* · node holders 4242 → 4243; addresses 0\.0\.0\.0, :: → 0\.0\.0\.0/,
       );
-      await page.waitForFunction(
-        () => document.getElementById("announcer")?.textContent?.includes("Port 8080/tcp changed in web"),
-        null,
-        WAIT,
-      );
+      await waitAnnounced(page, "Port 8080/tcp changed in web");
       await shot(page, "02b-changed");
 
       // 4. Filters, typed with the keyboard: the URL follows them.
       await page.focus("#f-port");
       await page.keyboard.type(String(held.port));
       await page.waitForFunction((port) => location.search === `?port=${port}`, held.port, WAIT);
-      await page.waitForFunction(() => document.querySelectorAll("#ports tbody tr").length === 1, null, WAIT);
+      await waitRows(page, 1);
       assert.deepEqual(await shownPorts(page), [held.port]);
       await page.selectOption("#f-proto", "udp");
       await page.waitForSelector("#no-match:not([hidden])", WAIT);
@@ -393,7 +291,7 @@ Deno.test({
       await shot(page, "05-reloaded");
 
       // Clear the filters from the keyboard: Tab to the button, Enter.
-      await page.focus("#f-proto");
+      await page.focus("#f-unexpected");
       await page.keyboard.press("Tab");
       assert.equal(await page.evaluate(() => document.activeElement?.id), "f-clear");
       assert.equal(
@@ -428,13 +326,13 @@ Deno.test({
       await page.emulateMedia({ colorScheme: "dark" });
       await shot(page, "06-resumed-dark");
 
-      // 8. A listener that wants a token: the page says so instead of spinning.
+      // 8. A listener that wants a token: the page asks to sign in instead of spinning.
       tokenServer.start(0);
       await page.goto(`${tokenServer.url}/`);
       await waitStatus(page, "unauthorized");
-      await page.waitForSelector("#alert:not([hidden])", WAIT);
-      assert.match(await page.textContent("#alert") ?? "", /LISTENER_TOKEN/);
-      assert.equal(await page.getAttribute("#alert", "role"), "alert");
+      await page.waitForSelector("#signin:not([hidden])", WAIT);
+      assert.match(await page.textContent("#signin") ?? "", /LISTENER_TOKEN/);
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "signin-token");
       await shot(page, "07-token-required");
 
       assert.deepEqual(outside, [], "no request left the machine");
@@ -451,8 +349,7 @@ Deno.test({
       await tokenServer.stop();
       await store.close();
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-      if (temporary && passed) await Deno.remove(shots, { recursive: true }).catch(() => {});
-      else console.log(`screenshots kept in ${shots}`);
+      await finish(passed);
     }
   },
 });

@@ -56,12 +56,34 @@ Deno.test("GET /: the page, as HTML, never cached without asking, under a same-o
 Deno.test("GET /: every form control has a label, and nothing inline that the CSP would block", async () => {
   const html = await (await pageApp().request("/")).text();
   const ids = [...html.matchAll(/<(?:input|select)\b[^>]*\bid="([^"]+)"/g)].map((m) => m[1]);
-  assert.deepEqual(ids, ["f-container", "f-port", "f-proto"]);
+  assert.deepEqual(ids, ["f-container", "f-port", "f-proto", "f-unexpected", "signin-token"]);
   for (const id of ids) assert.ok(html.includes(`<label for="${id}">`), `a label for #${id}`);
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, "no inline script");
   assert.doesNotMatch(html, /<style\b/, "no inline style element");
   assert.doesNotMatch(html, /\sstyle="/, "no style attributes");
   assert.doesNotMatch(html, /\son[a-z]+="/, "no inline event handlers");
+});
+
+Deno.test("GET /: the sign-in posts the token in a body, never a URL; nothing keeps it in the browser", async () => {
+  const html = await (await pageApp().request("/")).text();
+  // Even without script, the forms post (a form without method would GET, putting the token in the URL).
+  assert.match(html, /<form id="signin-form" method="post" action="\/signin">/);
+  assert.match(html, /<input\s+id="signin-token"\s+name="token"\s+type="password"/);
+  assert.match(html, /<form id="signout" class="signout" method="post" action="\/signout" hidden>/);
+  assert.match(html, /<input id="f-unexpected" name="unexpected" type="checkbox" value="1">/);
+  const status = await file("status.js");
+  assert.ok(status.includes('fetch("/signin"'), "status.js posts to /signin");
+  assert.ok(status.includes("body: JSON.stringify({ token })"), "the token goes in the body");
+  assert.ok(status.includes('input.value = "";'), "the field is emptied once signed in");
+  for (const name of Object.keys(UI_ASSETS).filter((n) => n.endsWith(".js"))) {
+    const js = await file(name);
+    assert.doesNotMatch(
+      js,
+      /localStorage|sessionStorage|indexedDB|document\.cookie/,
+      `${name} stores nothing`,
+    );
+    assert.doesNotMatch(js, /console\.\w+\([^)]*token/i, `${name} logs no token`);
+  }
 });
 
 Deno.test("GET /ui/*: assets with their content types, a short cache, ETag and 304", async () => {
@@ -182,10 +204,23 @@ Deno.test("mounted beside the API: the page loads without the token, the API sti
       const js = await app.request("/ui/app.js");
       assert.equal(js.status, 200);
       await js.body?.cancel();
-      // What the page reads answers 401 without the token: the page says so (see app.js failed()).
+      // What the page reads answers 401 without the token: the page shows its sign-in (see app.js failed()).
       for (const path of ["/ports", "/events?limit=200", "/events/stream"]) {
         const res = await app.request(path);
         assert.equal(res.status, 401, path);
+        await res.body?.cancel();
+      }
+      // Signed in, the page's reads go with the session cookie.
+      const signin = await app.request("/signin", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "token=s3cret",
+      });
+      assert.equal(signin.status, 303);
+      const cookie = signin.headers.get("set-cookie")!.split(";")[0];
+      for (const path of ["/ports", "/events?limit=200", "/session"]) {
+        const res = await app.request(path, { headers: { cookie } });
+        assert.equal(res.status, 200, path);
         await res.body?.cancel();
       }
       const auth = { headers: { authorization: "Bearer s3cret" } };

@@ -15,6 +15,8 @@ import type { Prepared, Record_ } from "../validate.ts";
 import type { OpenPort } from "../ports_state.ts";
 import type { Registry } from "../../infra/metrics.ts";
 import type { IngestResult, Store, StoreHooks } from "../store_api.ts";
+import { FileBaselines } from "./baselines.ts";
+import { dirname, join } from "node:path";
 
 export type { IngestResult, StoreHooks } from "../store_api.ts";
 
@@ -39,6 +41,27 @@ const decoder = new TextDecoder();
 /** fsync buckets (seconds): tmpfs takes microseconds, an SSD about a millisecond, a busy disk much more. */
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+/**
+ * A stored record as subscribers get it: its line is decoded from the bytes written when a subscriber reads it
+ * (the stream does; the alerts read the record only).
+ */
+class StoredLine implements Entry {
+  #line: string | undefined;
+  readonly id: string;
+  constructor(
+    readonly seq: number,
+    readonly record: Record_,
+    readonly bytes: Uint8Array,
+    readonly start: number,
+    readonly end: number,
+  ) {
+    this.id = record.id;
+  }
+  get line(): string {
+    return this.#line ??= decoder.decode(this.bytes.subarray(this.start, this.end));
+  }
+}
+
 /** The durable event store over one JSON-lines log. */
 export class EventStore implements Store {
   readonly kind = "file";
@@ -50,8 +73,11 @@ export class EventStore implements Store {
   readonly counters = { stored: 0, duplicates: 0 };
   /** Observers (metrics); see {@link StoreHooks}. */
   hooks: StoreHooks = {};
+  /** Learned baselines: `baselines.json` beside the log. */
+  readonly baselines: FileBaselines;
 
   private constructor(readonly options: StoreOptions, readonly writer: LogWriter) {
+    this.baselines = new FileBaselines(join(dirname(options.path), "baselines.json"), options.fsync);
     this.recent = new RecentLog(options.recentSize);
     this.#window = new IdWindow(options.dedupeWindow);
   }
@@ -125,10 +151,9 @@ export class EventStore implements Store {
           const r = fresh[i];
           this.ports.apply(r);
           if (!live) continue;
-          const end = bytes.indexOf(10, at);
-          const line = decoder.decode(bytes.subarray(at, end));
+          const start = at, end = bytes.indexOf(10, at);
           at = end + 1;
-          const entry: Entry = { seq: first + i, id: r.id, record: r, line };
+          const entry = new StoredLine(first + i, r, bytes, start, end);
           for (const s of this.#subscribers) s(entry);
         }
         this.counters.stored += fresh.length;

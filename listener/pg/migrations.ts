@@ -23,6 +23,10 @@
  * two, a bitmap scan that cannot use an index order anyway). Version 3 keeps rows without a container out
  * of the container indexes (half the fleet's events are about the host itself).
  *
+ * Version 4 adds the learned baselines (`baseline_scopes`, `baseline_ports`; see baselines.ts).
+ *
+ * Version 5 adds `alert_outbox`, the alerts waiting for Alertmanager and the webhook (alert_outbox.ts).
+ *
  * Since version 2 the writer sets `tx` and `seq` itself: `seq` is the row's ordinal within its transaction's
  * single insert statement (so (tx, seq) stays unique and ordered); the sequence remains the default for
  * other writers.
@@ -117,6 +121,53 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX events_container_name_idx;
       CREATE INDEX events_container_id_idx ON events (container_id) WHERE container_id IS NOT NULL;
       CREATE INDEX events_container_name_idx ON events (container_name) WHERE container_name IS NOT NULL;
+    `,
+  },
+  {
+    version: 4,
+    name: "learned baselines: scopes and their ports",
+    sql: `
+      -- A scope's learning window (policy/baseline.ts); the first replica to start one wins (ON CONFLICT DO
+      -- NOTHING), and every replica reads the stored window back.
+      CREATE TABLE baseline_scopes (
+        key text COLLATE "C" PRIMARY KEY,
+        kind text NOT NULL,
+        value text NOT NULL,
+        host text,
+        started_at timestamptz NOT NULL,
+        ends_at timestamptz NOT NULL
+      );
+      CREATE TABLE baseline_ports (
+        scope text COLLATE "C" NOT NULL REFERENCES baseline_scopes (key) ON DELETE CASCADE,
+        proto text NOT NULL,
+        port integer NOT NULL,
+        first_seen timestamptz NOT NULL,
+        PRIMARY KEY (scope, proto, port)
+      );
+    `,
+  },
+  {
+    version: 5,
+    name: "alert_outbox: alerts waiting for Alertmanager and the webhook, one row per transition",
+    sql: `
+      -- Every replica follows every stored record and enqueues the same transitions under the same
+      -- dedupe_key: the first insert wins, the others do nothing. A delivered (or dead) row is kept for a
+      -- while (done_at) so that a replica running late does not enqueue it again. See alert_outbox.ts.
+      CREATE TABLE alert_outbox (
+        id bigserial PRIMARY KEY,
+        target text NOT NULL,
+        dedupe_key text NOT NULL UNIQUE,
+        payload jsonb NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_at timestamptz NOT NULL DEFAULT now(),
+        lease_until timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        done_at timestamptz,
+        outcome text,
+        last_error text
+      );
+      CREATE INDEX alert_outbox_pending_idx ON alert_outbox (target, id) WHERE done_at IS NULL;
+      CREATE INDEX alert_outbox_done_idx ON alert_outbox (done_at) WHERE done_at IS NOT NULL;
     `,
   },
 ];

@@ -263,6 +263,7 @@ export function openPortOf(entry: string, since: string): OpenPort {
     pids: e.pids,
     process: e.process,
     source: e.source,
+    policy: e.policy ?? null,
     since,
     ts: e.ts,
     event_id: e.event_id,

@@ -22,6 +22,7 @@ import { isUnavailable, StoreOverloadedError, toStoreError } from "./errors.ts";
 import { PgClient } from "./client.ts";
 import { redactUrl } from "./url.ts";
 import { registerPgMetrics } from "./metrics.ts";
+import { PgBaselines } from "./baselines.ts";
 
 /** How the PostgreSQL store connects and keeps data. */
 export interface PgStoreOptions extends WriterOptions {
@@ -74,6 +75,8 @@ export class PgStore implements Store {
   hooks: StoreHooks = {};
   readonly writer: GroupWriter;
   readonly live: LiveFeed;
+  /** Learned baselines, shared by the replicas. */
+  readonly baselines: PgBaselines = new PgBaselines((what, fn) => this.#read(what, fn));
   /** Counters for metrics. */
   readonly counters = { queryErrors: 0, maintenanceErrors: 0, shed: 0 };
   #timer: ReturnType<typeof setInterval> | undefined;

@@ -10,15 +10,19 @@
  * EventSource reconnects by itself, sending Last-Event-ID; when it gives up (the listener answered with an
  * error status), a new one is opened after a back-off with the newest id seen.
  *
+ * A listener with a token (LISTENER_TOKEN) answers 401 until the page signs in: the page then shows its
+ * sign-in form (status.js), and once the listener has set its session cookie, starts again; every request
+ * after that, the stream included, carries the cookie (same origin).
+ *
  * The other modules: text.js (what the page says), dom.js, filters.js, render.js (the tables and the
- * timeline), status.js (status, alert, live region).
+ * timeline), status.js (status, alert, live region, sign-in).
  */
 import { isPortEvent, portKey, PortTable } from "./ports_rule.js";
 import { $, tick } from "./dom.js";
 import { startFilters, visible } from "./filters.js";
 import { render as draw } from "./render.js";
-import { announce, hideAlert, setStatus, showAlert } from "./status.js";
-import { describe } from "./text.js";
+import { announce, hideAlert, hideSignIn, refreshSignedIn, setStatus, showSignIn } from "./status.js";
+import { describe, unexpectedEvent } from "./text.js";
 
 const MAX_EVENTS = 200;
 const SEEN_IDS = 5000;
@@ -29,7 +33,12 @@ const TICK_MS = 15_000;
 const state = {
   /** The open ports (the /ports shape), kept by the listener's rule. */
   ports: new PortTable(),
-  /** @type {any[]} port events, newest first, at most MAX_EVENTS */
+  /**
+   * Port events, newest first, at most MAX_EVENTS. A close carries no verdict: the page notes on it
+   * `closedUnexpected` (its own field, not the listener's), whether its port was unexpected when it closed,
+   * for the "Unexpected only" filter.
+   * @type {any[]}
+   */
   events: [],
   /** @type {Set<string>} ids already in the timeline (bounded) */
   seen: new Set(),
@@ -59,9 +68,12 @@ function receive(/** @type {any} */ r, /** @type {string} */ streamId) {
   const id = streamId || (typeof r?.id === "string" ? r.id : "");
   if (id) state.lastId = id;
   if (!isPortEvent(r)) return;
+  const fresh = !state.seen.has(r.id);
+  // Judged by the port's entry before the close is applied: the close itself carries no verdict.
+  if (fresh && r.event === "close") r.closedUnexpected = unexpectedEvent(r, state.ports.get(r));
   // Always applied: replays are in log order, so the table ends right even when an event comes twice.
   state.ports.apply(r);
-  if (!state.seen.has(r.id)) {
+  if (fresh) {
     remember(r.id);
     state.events.unshift(r);
     if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
@@ -71,6 +83,21 @@ function receive(/** @type {any} */ r, /** @type {string} */ streamId) {
     if (visible(r)) announce(describe(r));
   }
   scheduleRender();
+}
+
+/**
+ * Judge the closes in `events` (newest first) that were read rather than seen live, their ports gone from the
+ * table: by the events before each one in the list (a close whose port opened before them does not count).
+ */
+function judgeCloses(/** @type {any[]} */ events) {
+  const before = new PortTable();
+  for (let i = events.length - 1; i >= 0; i--) {
+    const r = events[i];
+    if (r.event === "close" && r.closedUnexpected !== true) {
+      r.closedUnexpected = unexpectedEvent(r, before.get(r));
+    }
+    before.apply(r);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------- loading
@@ -120,9 +147,12 @@ async function load() {
     remember(r.id);
     state.events.push(r);
   }
+  judgeCloses(state.events);
   state.lastId = read.events[0]?.id;
   state.loaded = true;
   hideAlert();
+  hideSignIn();
+  refreshSignedIn();
   render();
   connect(state.lastId === undefined);
 }
@@ -193,6 +223,7 @@ async function resyncNow(/** @type {EventSource} */ es) {
     if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
   }
   for (const h of held) receive(h.r, h.id);
+  judgeCloses(state.events);
   render();
 }
 
@@ -215,17 +246,13 @@ function reconnect() {
 function failed(/** @type {unknown} */ e, /** @type {() => void} */ again) {
   if (!state.loaded) $("ports-summary").textContent = "not available";
   if (e instanceof HttpError && e.status === 401) {
-    setStatus("unauthorized", "Token required");
-    showAlert(
-      "This listener requires a bearer token (LISTENER_TOKEN) on its API, and a browser page cannot send " +
-        "one on the event stream, so this page cannot show its ports. Read them with " +
-        "curl -H 'Authorization: Bearer <token>' on /ports and /events, or open this page on a listener " +
-        "started without LISTENER_TOKEN.",
-      () => {
-        state.retryMs = RETRY_MIN_MS;
-        again();
-      },
-    );
+    // The listener wants its token: sign in (a session cookie), then start again.
+    setStatus("unauthorized", "Sign-in required");
+    hideAlert();
+    showSignIn(() => {
+      state.retryMs = RETRY_MIN_MS;
+      again();
+    });
     return;
   }
   console.warn("portwatch:", e);

@@ -1,14 +1,20 @@
 /**
- * The page's filters (container or host, ports, protocol): read from and written to the URL, applied to the
- * open ports and to the timeline alike.
+ * The page's filters (container or host, ports, protocol, unexpected only): read from and written to the URL
+ * (`?container=&port=&proto=&unexpected=1`), applied to the open ports and to the timeline alike.
  * @module
  */
 import { $ } from "./dom.js";
+import { isUnexpected } from "./text.js";
 
-/** @typedef {{ container: string, port: string, proto: string }} Filters */
+/**
+ * `unexpected`: only what the port policy alerts on: open ports, opens and changes with an alert verdict, and
+ * closes of ports that were unexpected when they closed (app.js notes that on each close, see text.js
+ * unexpectedEvent).
+ * @typedef {{ container: string, port: string, proto: string, unexpected: boolean }} Filters
+ */
 
 /** The filters as typed. */
-let filters = /** @type {Filters} */ ({ container: "", port: "", proto: "" });
+let filters = /** @type {Filters} */ ({ container: "", port: "", proto: "", unexpected: false });
 /** The port filter parsed; null when there is none or it is not valid. @type {[number, number][] | null} */
 let portRanges = null;
 
@@ -34,6 +40,7 @@ export function parsePorts(/** @type {string} */ text) {
 /** True when a port or event passes the filters. */
 export function visible(/** @type {any} */ r) {
   const f = filters;
+  if (f.unexpected && !(r.event === "close" ? r.closedUnexpected === true : isUnexpected(r))) return false;
   if (f.proto && r.proto !== f.proto) return false;
   if (portRanges && !portRanges.some(([lo, hi]) => r.port >= lo && r.port <= hi)) return false;
   if (f.container) {
@@ -52,10 +59,12 @@ function readFiltersFromUrl() {
     container: q.get("container") ?? "",
     port: q.get("port") ?? "",
     proto: proto === "tcp" || proto === "udp" ? proto : "",
+    unexpected: q.get("unexpected") === "1",
   };
   /** @type {HTMLInputElement} */ ($("f-container")).value = filters.container;
   /** @type {HTMLInputElement} */ ($("f-port")).value = filters.port;
   /** @type {HTMLSelectElement} */ ($("f-proto")).value = filters.proto;
+  /** @type {HTMLInputElement} */ ($("f-unexpected")).checked = filters.unexpected;
   updatePortRanges();
 }
 
@@ -80,12 +89,14 @@ function filtersChanged() {
     container: /** @type {HTMLInputElement} */ ($("f-container")).value,
     port: /** @type {HTMLInputElement} */ ($("f-port")).value,
     proto: /** @type {HTMLSelectElement} */ ($("f-proto")).value,
+    unexpected: /** @type {HTMLInputElement} */ ($("f-unexpected")).checked,
   };
   updatePortRanges();
   const url = new URL(location.href);
   for (const [name, value] of Object.entries(filters)) {
-    if (value.trim() === "") url.searchParams.delete(name);
-    else url.searchParams.set(name, value.trim());
+    const text = typeof value === "boolean" ? (value ? "1" : "") : value.trim();
+    if (text === "") url.searchParams.delete(name);
+    else url.searchParams.set(name, text);
   }
   history.replaceState(null, "", url);
 }

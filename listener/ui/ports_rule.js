@@ -43,9 +43,20 @@
  * @property {number[]} pids The pids holding it now (after the latest open or change).
  * @property {unknown} process
  * @property {string | null} source
+ * @property {PortVerdict | null} policy The port policy's verdict on its latest open or change, as stored with
+ *   it (null when no policy was in force).
  * @property {string} since When it opened: the watcher's `observed_at`, else the listener's `ts`.
  * @property {string} ts Listener time of the latest event about it.
  * @property {string} event_id Id of the latest event about it.
+ */
+
+/**
+ * The policy's verdict stored with an open or change (policy/match.ts: Verdict).
+ * @typedef {object} PortVerdict
+ * @property {"allow" | "alert"} verdict
+ * @property {string | null} rule
+ * @property {"info" | "warning" | "critical"} [severity]
+ * @property {string} [description]
  */
 
 /**
@@ -67,6 +78,12 @@
 const str = (v) => (typeof v === "string" ? v : null);
 /** @param {unknown} v */
 const num = (v) => (typeof v === "number" ? v : null);
+/**
+ * @param {unknown} v
+ * @returns {PortVerdict | null}
+ */
+const verdictOf = (v) =>
+  v !== null && typeof v === "object" && "verdict" in v ? /** @type {PortVerdict} */ (v) : null;
 
 /**
  * True when `r` is a port event: a record with a numeric `port` whose `event` is open, close or change.
@@ -121,6 +138,7 @@ export function openPort(r, since) {
     pids: Array.isArray(r.pids) ? r.pids : [],
     process: r.process ?? null,
     source: str(r.source),
+    policy: verdictOf(r.policy),
     since,
     ts: String(r.ts),
     event_id: String(r.id),
@@ -154,6 +172,7 @@ function refresh(p, r) {
   p.pids = Array.isArray(r.pids) ? r.pids : [];
   p.process = r.process ?? null;
   p.source = str(r.source);
+  p.policy = verdictOf(r.policy);
   p.ts = String(r.ts);
   p.event_id = String(r.id);
 }
@@ -216,6 +235,18 @@ export class PortTable {
     const open = openPort(r, sinceOf(r));
     this.#insert(held, r.port, { host, container_id: containerId, netns, proto, open });
     return open;
+  }
+
+  /**
+   * The entry of the port record `r` is about, while that port is open (the table is not changed).
+   * @param {Record<string, unknown>} r
+   * @returns {OpenPort | undefined}
+   */
+  get(r) {
+    if (typeof r.port !== "number") return undefined;
+    const held = this.#byPort.get(r.port);
+    const at = PortTable.#find(held, r.host ?? "", r.container_id ?? "", r.netns ?? "", r.proto ?? "");
+    return held && at >= 0 ? held[at].open : undefined;
   }
 
   /**

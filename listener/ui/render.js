@@ -1,12 +1,22 @@
 /**
  * Drawing the live page from its state: the open ports, grouped by host and container, and the timeline of
- * opens, changes and closes, both through the filters.
+ * opens, changes and closes, both through the filters. What the port policy alerts on (its verdict `alert`)
+ * is marked: a badge with the severity and the rule's name (its description as the tooltip), the row or item
+ * tinted by severity, and the count of unexpected open ports in the header.
  * @module
  */
 import { $, el, timeEl } from "./dom.js";
 import { visible } from "./filters.js";
 import { portKey } from "./ports_rule.js";
-import { containerLabel, eventDetail } from "./text.js";
+import {
+  alertLabel,
+  alertTitle,
+  containerLabel,
+  countUnexpected,
+  eventDetail,
+  policyAlert,
+  unexpectedText,
+} from "./text.js";
 
 /** How long a new row or event stays highlighted, ms (the CSS animation's length). */
 export const FRESH_MS = 2500;
@@ -66,8 +76,48 @@ const COLUMNS = [
   ["Process", "c-process"],
   ["Since", "c-since"],
 ];
+/** The column added when a port policy is in force (some open port carries a verdict). */
+const POLICY_COLUMN = ["Policy", "c-policy"];
 
-function portsTable(/** @type {View} */ view, /** @type {any[]} */ list, /** @type {number} */ now) {
+/**
+ * The mark of an alert: `<span class="policy-flag sev-critical" title="Unexpected (…): description">` holding
+ * the severity's badge and the rule's name.
+ * @param {import("./text.js").PolicyAlert} a
+ */
+function policyFlag(a) {
+  const flag = el("span", `policy-flag sev-${a.severity ?? "warning"}`);
+  flag.title = alertTitle(a);
+  flag.append(el("span", "visually-hidden", "Unexpected: "), el("span", "policy-badge", alertLabel(a)));
+  flag.append(" ", el("span", "policy-rule", a.rule ?? "default"));
+  return flag;
+}
+
+/** Mark `node` (a row or a timeline item) with the alert of `r`, if any; the alert or null. */
+function markAlert(/** @type {any} */ r, /** @type {HTMLElement} */ node) {
+  const a = policyAlert(r);
+  if (r.policy && typeof r.policy === "object") node.dataset.verdict = a ? "alert" : "allow";
+  if (a) node.classList.add("unexpected", `sev-${a.severity ?? "warning"}`);
+  return a;
+}
+
+/** The policy cell of a port: its alert, "expected" when allowed, a dash without a verdict. */
+function policyCell(/** @type {any} */ p, /** @type {import("./text.js").PolicyAlert | null} */ a) {
+  const td = el("td", "c-policy");
+  if (a) td.append(policyFlag(a));
+  else if (p.policy && typeof p.policy === "object") {
+    const ok = el("span", "muted", "expected");
+    ok.title = p.policy.rule ? `Allowed by rule ${p.policy.rule}` : "Allowed by the policy's default";
+    td.append(ok);
+  } else td.append(el("span", "muted", "—"));
+  return td;
+}
+
+function portsTable(
+  /** @type {View} */ view,
+  /** @type {any[]} */ list,
+  /** @type {number} */ now,
+  /** @type {boolean} */ withPolicy,
+) {
   const first = list[0];
   const table = el("table", "ports-table");
   table.dataset.host = first.host ?? "";
@@ -84,7 +134,7 @@ function portsTable(/** @type {View} */ view, /** @type {any[]} */ list, /** @ty
   table.append(caption);
   const thead = el("thead");
   const hr = el("tr");
-  for (const [label, cls] of COLUMNS) {
+  for (const [label, cls] of withPolicy ? [...COLUMNS, POLICY_COLUMN] : COLUMNS) {
     const th = /** @type {HTMLTableCellElement} */ (el("th", cls, label));
     th.scope = "col";
     hr.append(th);
@@ -109,6 +159,8 @@ function portsTable(/** @type {View} */ view, /** @type {any[]} */ list, /** @ty
     const since = el("td", "c-since");
     since.append(timeEl(p.since, "relative"));
     tr.append(since);
+    const alert = markAlert(p, tr);
+    if (withPolicy) tr.append(policyCell(p, alert));
     markFresh(view, key, tr, now);
     tbody.append(tr);
   }
@@ -134,7 +186,14 @@ export function renderPorts(/** @type {View} */ view) {
     else groups.set(g, [p]);
   }
   const now = Date.now();
-  $("ports").replaceChildren(...[...groups.values()].map((list) => portsTable(view, list, now)));
+  // A policy is in force when some open port carries a verdict: then every table has the policy column.
+  const withPolicy = all.some((p) => p.policy && typeof p.policy === "object");
+  $("ports").replaceChildren(...[...groups.values()].map((list) => portsTable(view, list, now, withPolicy)));
+  const unexpected = countUnexpected(all);
+  const count = $("unexpected-count");
+  count.hidden = !view.loaded || (!withPolicy && unexpected === 0);
+  count.dataset.count = String(unexpected);
+  count.textContent = unexpectedText(unexpected);
   const loaded = view.loaded;
   $("empty").hidden = !loaded || all.length > 0;
   $("no-match").hidden = all.length === 0 || shown.length > 0;
@@ -176,6 +235,8 @@ export function renderTimeline(/** @type {View} */ view) {
     li.append(el("span", "ev-where", where ? ` in ${where} on ${host}` : ` on ${host} (host)`));
     const detail = eventDetail(r);
     if (detail) li.append(el("span", "ev-who", ` · ${detail}`));
+    const alert = r.event === "close" ? null : markAlert(r, li);
+    if (alert) li.append(" ", policyFlag(alert));
     markFresh(view, r.id, li, now);
     return li;
   });

@@ -65,21 +65,131 @@ export function eventDetail(r) {
   return [who, what].filter(Boolean).join(" ");
 }
 
+/**
+ * An alert verdict of the port policy, as the page shows it.
+ * @typedef {object} PolicyAlert
+ * @property {"info" | "warning" | "critical" | null} severity null when the verdict names none
+ * @property {string | null} rule the rule that decided; null for the policy's default
+ * @property {string | null} description the rule's description, when it has one
+ */
+
+/** The severities, worst first. */
+export const SEVERITIES = /** @type {const} */ (["critical", "warning", "info"]);
+
+/**
+ * The alert a port or port event carries: its `policy` verdict when that is `alert`, else null (allowed, or no
+ * policy was in force).
+ * @example
+ * ```js
+ * policyAlert({ policy: { verdict: "alert", rule: "no-node-debugger", severity: "critical" } });
+ * // { severity: "critical", rule: "no-node-debugger", description: null }
+ * policyAlert({ policy: { verdict: "allow", rule: null } }); // null
+ * ```
+ * @param {{ policy?: unknown }} r
+ * @returns {PolicyAlert | null}
+ */
+export function policyAlert(r) {
+  const p = /** @type {Record<string, unknown> | null | undefined} */ (r.policy);
+  if (!p || typeof p !== "object" || p.verdict !== "alert") return null;
+  const severity = SEVERITIES.find((s) => s === p.severity) ?? null;
+  return {
+    severity,
+    rule: typeof p.rule === "string" && p.rule !== "" ? p.rule : null,
+    description: typeof p.description === "string" && p.description !== "" ? p.description : null,
+  };
+}
+
+/**
+ * True when the port policy says this port (or port event) should not be open: its verdict is `alert`.
+ * @param {{ policy?: unknown }} r
+ */
+export function isUnexpected(r) {
+  return policyAlert(r) !== null;
+}
+
+/**
+ * True when a port event belongs under "Unexpected only". An open or a change carries the policy's verdict and
+ * counts when that is an alert. A close carries none: it counts when the port it closes was unexpected then,
+ * judged by `before`, the port's entry as the page held it before the close was applied (undefined when the
+ * page did not hold the port open: such a close does not count).
+ * @example
+ * ```js
+ * const open = { event: "open", port: 9229, policy: { verdict: "alert", rule: "no-node-debugger" } };
+ * unexpectedEvent({ event: "close", port: 9229 }, open); // true: the port was unexpected when it closed
+ * unexpectedEvent({ event: "close", port: 9229 }, undefined); // false: not known open
+ * ```
+ * @param {Record<string, unknown>} r
+ * @param {{ policy?: unknown } | null} [before]
+ * @returns {boolean}
+ */
+export function unexpectedEvent(r, before) {
+  if (r.event !== "close") return isUnexpected(r);
+  return before !== undefined && before !== null && isUnexpected(before);
+}
+
+/**
+ * The alert's badge text: its severity, or "alert" when the verdict names none.
+ * @param {PolicyAlert} a
+ */
+export function alertLabel(a) {
+  return a.severity ?? "alert";
+}
+
+/**
+ * The alert in a few words, e.g. `critical, rule no-node-debugger` or `warning, the policy's default`.
+ * @param {PolicyAlert} a
+ */
+export function alertSummary(a) {
+  return `${alertLabel(a)}, ${a.rule === null ? "the policy's default" : `rule ${a.rule}`}`;
+}
+
+/**
+ * The alert's tooltip: what it is and the rule's description, e.g. `Unexpected (critical, rule
+ * no-node-debugger): Node's inspector must not be reachable`.
+ * @param {PolicyAlert} a
+ */
+export function alertTitle(a) {
+  return `Unexpected (${alertSummary(a)})${a.description ? `: ${a.description}` : ""}`;
+}
+
+/**
+ * How many of `ports` are unexpected.
+ * @param {Iterable<{ policy?: unknown }>} ports
+ */
+export function countUnexpected(ports) {
+  let n = 0;
+  for (const p of ports) if (isUnexpected(p)) n++;
+  return n;
+}
+
+/**
+ * The header's count, e.g. `2 unexpected ports open`, `No unexpected port open`.
+ * @param {number} n
+ */
+export function unexpectedText(n) {
+  if (n === 0) return "No unexpected port open";
+  return `${n} unexpected ${n === 1 ? "port" : "ports"} open`;
+}
+
 /** Past tense of each event kind, for announcements. */
 const VERBS = /** @type {Record<string, string>} */ ({ open: "opened", close: "closed", change: "changed" });
 
 /**
  * One sentence for the live region, e.g. `Port 5000/tcp opened in web on node-1`, `Port 5000/tcp changed in
- * web on node-1: holders 123 → 456`.
+ * web on node-1: holders 123 → 456`, `Port 9229/tcp opened on h, unexpected (critical, rule
+ * no-node-debugger)`.
  * @param {Record<string, unknown>} r
  * @returns {string}
  */
 export function describe(r) {
   const where = containerLabel(r);
   const verb = VERBS[String(r.event)] ?? String(r.event);
+  const alert = r.event === "close" ? null : policyAlert(r);
   return `Port ${r.port}/${r.proto ?? "?"} ${verb}${where ? ` in ${where}` : ""}${
     r.host ? ` on ${r.host}` : ""
-  }${r.event === "change" ? `: ${changeText(r)}` : ""}`;
+  }${alert ? `, unexpected (${alertSummary(alert)})` : ""}${
+    r.event === "change" ? `: ${changeText(r)}` : ""
+  }`;
 }
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
