@@ -37,7 +37,12 @@ export async function runStart(args: string[], env = Deno.env): Promise<number> 
     if (!listener) return 0; // --help
     const running = listener;
     metricsServer = startMetricsServer(config, metrics);
-    const engine = await startEngine(config, ebpf, metrics.countSink(new StoreSink(running.store)), env);
+    const engine = await startEngine(
+      config,
+      ebpf,
+      metrics.countSink(new StoreSink(running.store, running.verdicts)),
+      env,
+    );
     metrics.watchStarted(engine);
     getLogger(["portwatch", "start"]).info(
       "portwatch is running: listener {url}, log {log}; watching {scope} with {describe}. Ctrl-C stops it.",

@@ -10,6 +10,7 @@ import { redactUrl } from "./pg/url.ts";
 import { createApp, INGEST_BYTES, PG_INGEST_BYTES } from "./app.ts";
 import { createListenerMetrics } from "./metrics.ts";
 import { startPolicyStage } from "./policy_stage.ts";
+import type { Verdicts } from "./verdicts.ts";
 import type { ListenerConfig } from "./config.ts";
 
 /** A running listener. */
@@ -18,6 +19,8 @@ export interface RunningListener {
   /** The file store (default) or the PostgreSQL store (STORE_URL). */
   store: EventStore | PgStore;
   server: Deno.HttpServer<Deno.NetAddr>;
+  /** The policy's verdicts (POLICY_PATH), for in-process ingest (`deno task start`'s StoreSink). */
+  verdicts?: Verdicts;
   /** Stop taking requests, finish pending writes, close the log. */
   shutdown(): Promise<void>;
 }
@@ -95,6 +98,7 @@ export async function startListener(args: string[], env = Deno.env): Promise<Run
     url,
     store,
     server,
+    verdicts: judging?.verdicts,
     async shutdown() {
       closing.abort();
       await server.shutdown();

@@ -2,18 +2,25 @@
 import type { EventSink } from "../delivery/sink.ts";
 import type { PortEvent } from "../events/schema.ts";
 import type { Store } from "./store_api.ts";
-import { toRecords } from "./validate.ts";
+import { validateRecords } from "./validate.ts";
+import type { Verdicts } from "./verdicts.ts";
 
-/** Events go into `store` in-process: no HTTP, same validation, ids and durability as POST /ingest. */
+/**
+ * Events go into `store` in-process: no HTTP, same validation, ids, policy verdicts (`verdicts`, the
+ * listener's) and durability as POST /ingest.
+ */
 export class StoreSink implements EventSink {
-  constructor(readonly store: Store) {}
+  constructor(readonly store: Store, readonly verdicts?: Verdicts) {}
 
-  /** Validate and store; resolves once durable. */
+  /** Validate, judge and store; resolves once durable. */
   async send(events: PortEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.store.ingest(
-      toRecords(events as unknown as Record<string, unknown>[], new Date().toISOString()),
+    const validated = validateRecords(
+      events as unknown as Record<string, unknown>[],
+      new Date().toISOString(),
     );
+    await this.verdicts?.apply(validated);
+    await this.store.ingest(validated.records, validated.prepared);
   }
 
   /** Nothing is ever pending. */
