@@ -74,6 +74,7 @@ export class Verdicts {
   #judge(policy: Policy, e: PortEvent, now: number, learned?: BaselineData): Verdict {
     const rule = policy.ruleVerdict(e);
     if (rule) return rule;
+    if (!policy.source.learn) return policy.defaultVerdict;
     if (!learned) return this.baselines.peek(policy, e, now);
     const j = this.baselines.judge(policy, e, now);
     if (j.learned) {

@@ -120,6 +120,11 @@ async function openQueue(target: TargetName, o: StartAlertsOptions): Promise<Ale
   return await FileAlertQueue.open(target, `${o.config.queueDir}/${target}`, o.config.fsync ?? true);
 }
 
+/** How many targets `config` names. */
+function targetCount(config: AlertsConfig): number {
+  return (config.alertmanagerUrl ? 1 : 0) + (config.webhookUrl ? 1 : 0);
+}
+
 /**
  * Start alerts over `store`: take the firing set of the ports open now (silently: it was sent before), then
  * follow every stored record; send to the configured targets.
@@ -127,7 +132,7 @@ async function openQueue(target: TargetName, o: StartAlertsOptions): Promise<Ale
 export async function startAlerts(o: StartAlertsOptions): Promise<Alerts> {
   const log = o.log ?? getLogger(["portwatch", "alerts"]);
   const registry = o.registry ?? new Registry();
-  const state = new AlertState(o.config.listenerUrl);
+  const state = new AlertState(o.config.listenerUrl, { transitions: targetCount(o.config) > 0 });
   const refreshed = new Set<string>();
   const sent = registry.counter({
     name: "portwatch_listener_alerts_sent_total",
@@ -242,7 +247,7 @@ export async function startAlerts(o: StartAlertsOptions): Promise<Alerts> {
           // Another replica queued this resolve first, and this one refreshed the alert meanwhile: its
           // refresh may have reached Alertmanager after the resolve did. Say it again.
           if (!added.has(i.key) && refreshed.has(fp)) again.push({ alert: i.alert, endsAt: i.ends_at });
-          if (!state.firesLabels(fp)) refreshed.delete(fp);
+          if (!state.firesLabels(i.alert.labels)) refreshed.delete(fp);
         }
         if (again.length > 0) r.sender.resolveDirect(again);
       });

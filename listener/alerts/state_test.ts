@@ -80,10 +80,10 @@ Deno.test("state: two ports with the same labels (two namespaces): Alertmanager 
   assert.equal(s.alerts().length, 1, "one alert per label set");
   const first = s.apply(record({ netns: 1, event: "close" }));
   assert.equal(first[0].labelsStillFiring, true);
-  assert.ok(s.firesLabels(fingerprint(first[0].alert.labels)));
+  assert.ok(s.firesLabels(first[0].alert.labels));
   const last = s.apply(record({ netns: 2, event: "close" }));
   assert.equal(last[0].labelsStillFiring, undefined);
-  assert.ok(!s.firesLabels(fingerprint(last[0].alert.labels)));
+  assert.ok(!s.firesLabels(last[0].alert.labels));
 });
 
 Deno.test("state: reset at start takes the set silently; a reload sends what changed, resolves first", () => {
@@ -138,4 +138,24 @@ Deno.test("state: replicas applying the same records compute the same transition
   assert.equal(keys.length, 4);
   assert.deepEqual(run(), keys);
   assert.equal(new Set(keys).size, 4);
+});
+
+Deno.test("state: without targets (transitions: false) the firing set is kept alike, and nothing is built to send", () => {
+  const sending = new AlertState();
+  const keeping = new AlertState(undefined, { transitions: false });
+  const records = [
+    record(),
+    record({ port: 80, policy: ALLOW }),
+    record({ port: 6379, policy: { ...CRITICAL, severity: "warning" } }),
+    record({ event: "change", pids: [456] }),
+    record({ port: 6379, event: "close", pids: [] }),
+  ];
+  for (const r of records) {
+    sending.apply(r);
+    assert.deepEqual(keeping.apply(r), []);
+  }
+  assert.deepEqual(keeping.firing(), sending.firing());
+  assert.deepEqual(keeping.counts(), { info: 0, warning: 0, critical: 1 });
+  assert.deepEqual(keeping.reset([], () => null), []);
+  assert.equal(keeping.size, 0);
 });
