@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { uuidv7 } from "../events/id.ts";
 import { parsePolicy } from "../policy/load.ts";
+import { learningPolicy } from "../policy/testing.ts";
 import { createApp } from "./app.ts";
 import { EventStore } from "./file/store.ts";
 import type { Store } from "./store_api.ts";
@@ -13,14 +14,7 @@ import { PgStore } from "./pg/store.ts";
 const pgSkip = postgresSkipReason();
 if (pgSkip) console.log(`verdicts_test.ts: the PostgreSQL cases are skipped: ${pgSkip}`);
 
-const POLICY = parsePolicy(`rules:
-  - name: no-node-debugger
-    match: { port: "9229", addresses: any }
-    action: alert
-    severity: critical
-learn: { scope: image, per: host, window: 1h, severity: warning }
-default: allow
-`);
+const POLICY = parsePolicy(learningPolicy("1h"));
 const HOUR = 3600_000;
 
 /** A listener over `store` at the time `clock.now`. */

@@ -3,19 +3,12 @@ import type { PortEvent } from "../events/schema.ts";
 import { parsePolicy } from "./load.ts";
 import { BASELINE_RULE, Baselines } from "./baseline.ts";
 import { baselinesAsPolicy } from "./baseline_export.ts";
-import { testEvent } from "./testing.ts";
+import { learningPolicy, testEvent } from "./testing.ts";
 
 const T0 = Date.parse("2026-12-08T00:00:00Z");
 const HOUR = 3600_000;
 
-const LEARNING = parsePolicy(`rules:
-  - name: no-node-debugger
-    match: { port: "9229", addresses: any }
-    action: alert
-    severity: critical
-learn: { scope: image, per: host, window: 24h, severity: warning }
-default: allow
-`);
+const LEARNING = parsePolicy(learningPolicy("24h"));
 
 const nginx = (port: number, over: Partial<PortEvent> = {}) =>
   testEvent({ port, image: "nginx:1.25", container_name: "web-1", host: "edge-1", ...over });

@@ -10,6 +10,14 @@ export const NODE_DEBUGGER_POLICY = `rules:
 default: allow
 `;
 
+/** The issue's example plus learning per image and host over `window`, for alerts after it ends. */
+export function learningPolicy(window: string): string {
+  return NODE_DEBUGGER_POLICY.replace(
+    "default: allow",
+    `learn: { scope: image, per: host, window: ${window}, severity: warning }\ndefault: allow`,
+  );
+}
+
 /** An open event of a Node debugger in a compose container; `over` replaces fields. */
 export function testEvent(over: Partial<PortEvent> = {}): PortEvent {
   return {

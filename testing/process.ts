@@ -1,5 +1,5 @@
 /**
- * Test helpers for processes: a deadline on a promise, a command run to completion, and "reporters" (processes
+ * Test helpers for processes: a deadline on a promise, stopping a child, a command run to completion, and "reporters" (processes
  * that print one JSON line when ready and hold until their stdin closes).
  * @module
  */
@@ -14,6 +14,33 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): 
         timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
       }),
     ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Stop `child` with `signal`, then SIGKILL if it still runs after `killAfterMs`; resolves with its status.
+ *
+ * @example
+ * ```ts
+ * await stopChild(child, "SIGTERM", 5000);
+ * ```
+ */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  signal: Deno.Signal = "SIGTERM",
+  killAfterMs = 5000,
+): Promise<Deno.CommandStatus> {
+  const kill = (s: Deno.Signal) => {
+    try {
+      child.kill(s);
+    } catch { /* already gone */ }
+  };
+  kill(signal);
+  const timer = setTimeout(() => kill("SIGKILL"), killAfterMs);
+  try {
+    return await child.status;
   } finally {
     clearTimeout(timer);
   }

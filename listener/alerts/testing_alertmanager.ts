@@ -17,6 +17,7 @@
  * @module
  */
 import { freePort } from "../../testing/port.ts";
+import { stopChild } from "../../testing/process.ts";
 import { waitUntil } from "../../infra/wait.ts";
 
 /** The binary. */
@@ -88,16 +89,8 @@ export async function startAlertmanager(readyMs = 20_000): Promise<TestAlertmana
   });
   const url = `http://127.0.0.1:${port}`;
   const close = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* gone */ }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
+    await stopChild(child, "SIGTERM", 5000);
     await status;
-    clearTimeout(timer);
     await drained;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
