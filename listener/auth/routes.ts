@@ -12,6 +12,8 @@
  *   request carries a valid session cookie (the page shows "Sign out" then; the cookie is HttpOnly, so the
  *   page cannot read it).
  *
+ * Wrong tokens are limited per client address (throttle.ts: 10 per 5 minutes, then `429` with `Retry-After`).
+ *
  * Without a token (the listener is open) `POST /signin` and `POST /signout` answer `404` JSON saying no token
  * is configured, and `GET /session` says `token_required: false`.
  * @module
@@ -21,6 +23,8 @@ import { bodyLimit } from "hono/body-limit";
 import { getCookie } from "hono/cookie";
 import { sameSecret, SESSION_COOKIE, type Sessions } from "./session.ts";
 import { clearSessionCookie, setSessionCookie } from "./cookie.ts";
+import { SignInThrottle } from "./throttle.ts";
+import { getConnInfo } from "hono/deno";
 
 /** Largest /signin body, bytes: a token and a form's overhead. */
 export const SIGNIN_BODY_LIMIT = 8 * 1024;
@@ -31,6 +35,19 @@ export interface AuthRoutesOptions {
   token?: string;
   /** The sessions made with that token (shared with the middleware); required with a token. */
   sessions?: Sessions;
+  /** Wrong tokens per client address (default: 10 per 5 minutes, then 429). */
+  throttle?: SignInThrottle;
+  /** The clock (ms), for tests. */
+  now?: () => number;
+}
+
+/** The client's address (the TCP peer; "unknown" without one, e.g. app.request() in tests). */
+function clientAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 const FORM = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;
@@ -104,6 +121,8 @@ const isForm = (c: Context) => FORM.test(c.req.header("content-type") ?? "");
  */
 export function authRoutes(options: AuthRoutesOptions): Hono {
   const { token, sessions } = options;
+  const throttle = options.throttle ?? new SignInThrottle();
+  const now = options.now ?? Date.now;
   if (token !== undefined && !sessions) throw new Error("authRoutes: a token needs its sessions");
   const app = new Hono();
   const noToken = (c: Context) =>
@@ -133,6 +152,15 @@ export function authRoutes(options: AuthRoutesOptions): Hono {
     async (c) => {
       if (token === undefined || !sessions) return noToken(c);
       c.header("Cache-Control", "no-store");
+      const address = clientAddress(c);
+      const wait = throttle.waitMs(address, now());
+      if (wait > 0) {
+        c.header("Retry-After", String(Math.ceil(wait / 1000)));
+        return c.json({
+          ok: false,
+          error: `too many wrong tokens from ${address}: try again in ${Math.ceil(wait / 1000)} s`,
+        }, 429);
+      }
       let given: string;
       try {
         given = await submittedToken(c);
@@ -141,8 +169,10 @@ export function authRoutes(options: AuthRoutesOptions): Hono {
         throw e;
       }
       if (!(await sameSecret(given, token))) {
+        throttle.failed(address, now());
         return c.json({ ok: false, error: "wrong token: not signed in (POST /signin)" }, 401);
       }
+      throttle.succeeded(address);
       const session = await sessions.issue();
       setSessionCookie(c, session);
       if (isForm(c)) return c.redirect("/", 303);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { authRoutes, SIGNIN_BODY_LIMIT } from "./routes.ts";
+import { SignInThrottle } from "./throttle.ts";
 import { createSessions, SESSION_COOKIE } from "./session.ts";
 import { formPost, jsonPost, parseSetCookie } from "./testing.ts";
 
@@ -140,4 +141,24 @@ Deno.test("without a token: /signin and /signout are 404 saying none is configur
     token_required: false,
     session: null,
   });
+});
+
+Deno.test("POST /signin: after too many wrong tokens, 429 with Retry-After, even for the right one, until the window passes", async () => {
+  const clock = { now: T0 };
+  const sessions = createSessions({ token: TOKEN, now: () => clock.now });
+  const a = new Hono();
+  a.route(
+    "/",
+    authRoutes({ token: TOKEN, sessions, throttle: new SignInThrottle(3, 60_000), now: () => clock.now }),
+  );
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await a.request("/signin", jsonPost({ token: "nope" }))).status, 401);
+  }
+  const blocked = await a.request("/signin", jsonPost({ token: TOKEN }));
+  assert.equal(blocked.status, 429);
+  assert.equal(blocked.headers.get("retry-after"), "60");
+  assert.equal(blocked.headers.get("set-cookie"), null);
+  assert.match((await blocked.json()).error, /too many wrong tokens from unknown: try again in 60 s/);
+  clock.now += 60_000;
+  assert.equal((await a.request("/signin", jsonPost({ token: TOKEN }))).status, 200);
 });
