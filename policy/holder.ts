@@ -1,6 +1,9 @@
 /**
  * The policy in force, kept from a file (POLICY_PATH): read at start, read again when the file changes and on
- * SIGHUP. A bad file (its first problem, `file:line:column: reason`) is reported and the last good policy stays
+ * SIGHUP. Changes are found by looking at the file's status (modification time, size, inode) twice a second and
+ * reading it once that status has held for one look: an editor that writes in steps or replaces the file, and
+ * a Kubernetes ConfigMap's symlink swap, are all seen, and a busy directory (the policy beside the log) costs
+ * nothing, which watching the directory did (an event for every write of the log). A bad file (its first problem, `file:line:column: reason`) is reported and the last good policy stays
  * in force; a file that is bad at start leaves no policy (every port allowed) until it is fixed.
  * @module
  */
@@ -18,8 +21,10 @@ export interface PolicyHolderEvents {
 /** Keeps the last good policy from one file. */
 export class PolicyHolder {
   #policy?: Policy;
-  #watcher?: Deno.FsWatcher;
-  #debounce?: ReturnType<typeof setTimeout>;
+  #timer?: ReturnType<typeof setInterval>;
+  /** The file's status when it was last read, and at the last look. */
+  #read = "";
+  #seen = "";
   #reloading: Promise<void> = Promise.resolve();
   #onSignal = () => void this.reload();
   #closed = false;
@@ -29,9 +34,9 @@ export class PolicyHolder {
   /**
    * @param path the policy file
    * @param events callbacks for logs and metrics
-   * @param debounceMs how long file events gather before the file is read again (an editor writes in steps)
+   * @param pollMs how often the file's status is looked at (ms)
    */
-  constructor(readonly path: string, readonly events: PolicyHolderEvents = {}, readonly debounceMs = 100) {}
+  constructor(readonly path: string, readonly events: PolicyHolderEvents = {}, readonly pollMs = 500) {}
 
   /** The policy in force, or undefined when no good one was read yet. */
   get policy(): Policy | undefined {
@@ -42,6 +47,7 @@ export class PolicyHolder {
   reload(): Promise<void> {
     this.#reloading = this.#reloading.then(async () => {
       if (this.#closed) return;
+      this.#read = this.#seen = await this.#status();
       try {
         const policy = await loadPolicy(this.path);
         this.#policy = policy;
@@ -56,37 +62,40 @@ export class PolicyHolder {
     return this.#reloading;
   }
 
-  /**
-   * Read the file, then follow it: its directory is watched (an editor may replace the file), and SIGHUP reads
-   * it again. Resolves after the first read.
-   */
+  /** The file's status as a text: modification time, size, inode ("" when it cannot be read). */
+  async #status(): Promise<string> {
+    try {
+      const st = await Deno.stat(this.path);
+      return `${st.mtime?.getTime()}|${st.size}|${st.ino}`;
+    } catch {
+      return "";
+    }
+  }
+
+  /** One look: a status that changed since the last read and held since the last look is read now. */
+  async #look(): Promise<void> {
+    const now = await this.#status();
+    const stable = now === this.#seen;
+    this.#seen = now;
+    if (stable && now !== this.#read && now !== "") await this.reload();
+  }
+
+  /** Read the file, then follow it (its status, twice a second) and read it again on SIGHUP. */
   async start(): Promise<void> {
     await this.reload();
-    const dir = this.path.includes("/") ? this.path.slice(0, this.path.lastIndexOf("/")) || "/" : ".";
-    const name = this.path.slice(this.path.lastIndexOf("/") + 1);
-    try {
-      this.#watcher = Deno.watchFs(dir, { recursive: false });
-    } catch {
-      this.#watcher = undefined; // no directory to watch: SIGHUP still works
-    }
-    if (this.#watcher) {
-      const watcher = this.#watcher;
-      (async () => {
-        for await (const ev of watcher) {
-          if (!ev.paths.some((p) => p.endsWith(`/${name}`) || p === this.path)) continue;
-          clearTimeout(this.#debounce);
-          this.#debounce = setTimeout(() => void this.reload(), this.debounceMs);
-        }
-      })().catch(() => {});
-    }
+    let looking = false;
+    this.#timer = setInterval(() => {
+      if (looking || this.#closed) return;
+      looking = true;
+      this.#look().catch(() => {}).finally(() => looking = false);
+    }, this.pollMs);
     Deno.addSignalListener("SIGHUP", this.#onSignal);
   }
 
   /** Stop following the file. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#debounce);
-    this.#watcher?.close();
+    clearInterval(this.#timer);
     try {
       Deno.removeSignalListener("SIGHUP", this.#onSignal);
     } catch { /* never added */ }

@@ -38,7 +38,7 @@ Deno.test("PolicyHolder: follows the file; a bad edit is rejected with its posit
 Deno.test("PolicyHolder: SIGHUP reads the file again; a file bad at start leaves no policy until fixed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "portwatch-policy-" });
   const path = `${dir}/policy.yaml`;
-  const holder = new PolicyHolder(path, {}, 10_000); // file events wait 10 s: only SIGHUP reads it in time
+  const holder = new PolicyHolder(path, {}, 10_000); // looked at every 10 s: only SIGHUP reads it in time
   try {
     await Deno.writeTextFile(path, "rules: [");
     await holder.start();

@@ -166,6 +166,9 @@ interface FieldIndex {
   /** Each testing rule's bit position and its tests of the field (all must pass). */
   tests: { pos: number; tests: ((v: unknown) => boolean)[] }[];
   cache: Map<unknown, Uint32Array>;
+  /** The last value's key and bitset: events in a row often share a field (a batch's host, container). */
+  lastKey: unknown;
+  lastBits: Uint32Array | undefined;
 }
 
 /** Rules that test the same fields, at consecutive bit positions in rule order. */
@@ -195,8 +198,14 @@ class RuleIndex {
   readonly #always: number;
   readonly #words: number;
   readonly #cacheMax: number;
-  /** Each field's bitset for the event being matched (reused: matching is synchronous). */
+  /**
+   * Each field's bitset for the event being matched, computed when a group first needs it (a field whose groups
+   * all failed on the port is never looked up), and the match it was computed for (reused: matching is
+   * synchronous).
+   */
   readonly #sets: Uint32Array[];
+  readonly #setFor: Int32Array;
+  #match = 0;
 
   constructor(matches: PolicyMatch[]) {
     const n = matches.length;
@@ -220,7 +229,14 @@ class RuleIndex {
         for (const f of fields) {
           if (fieldAt.has(f)) continue;
           fieldAt.set(f, this.#fields.length);
-          this.#fields.push({ field: f, get: FIELDS[f], tests: [], cache: new Map() });
+          this.#fields.push({
+            field: f,
+            get: FIELDS[f],
+            tests: [],
+            cache: new Map(),
+            lastKey: UNCACHED,
+            lastBits: undefined,
+          });
         }
         g = { fields: fields.map((f) => fieldAt.get(f)!), rules: [] };
         groups.set(sig, g);
@@ -244,19 +260,27 @@ class RuleIndex {
     this.#words = Math.max(1, Math.ceil(pos / 32));
     this.#cacheMax = Math.max(16, Math.floor(CACHE_BYTES / (4 * this.#words + 64)));
     this.#sets = this.#fields.map(() => new Uint32Array(0));
+    this.#setFor = new Int32Array(this.#fields.length);
   }
 
   /** The first rule that matches `e` (a regular event), or the rule count when none does. */
   first(e: PortEvent): number {
-    const fields = this.#fields, sets = this.#sets, ruleAt = this.#ruleAt;
-    for (let k = 0; k < fields.length; k++) sets[k] = this.#bitsOf(fields[k], fields[k].get(e));
+    const fields = this.#fields, sets = this.#sets, setFor = this.#setFor, ruleAt = this.#ruleAt;
+    const match = this.#match = (this.#match + 1) | 0 || 1;
     let best = this.#always;
     for (const g of this.#groups) {
       if (g.first >= best) break; // groups come in the order of their first rules: none later can win
       for (let w = g.w0; w <= g.w1; w++) {
         let x = w === g.w0 ? g.m0 : -1;
         if (w === g.w1) x &= g.m1;
-        for (let i = 0; i < g.fields.length && x !== 0; i++) x &= sets[g.fields[i]][w];
+        for (let i = 0; i < g.fields.length && x !== 0; i++) {
+          const k = g.fields[i];
+          if (setFor[k] !== match) {
+            sets[k] = this.#bitsOf(fields[k], fields[k].get(e));
+            setFor[k] = match;
+          }
+          x &= sets[k][w];
+        }
         if (x !== 0) {
           const rule = ruleAt[(w << 5) + 31 - Math.clz32(x & -x)]; // the group's lowest bit: its first rule
           if (rule < best) best = rule;
@@ -270,8 +294,13 @@ class RuleIndex {
   /** The rules (bit positions) whose tests of field `f` pass for value `v`: kept per value, up to a size. */
   #bitsOf(f: FieldIndex, v: unknown): Uint32Array {
     const key = cacheKey(f.field, v);
+    if (key === f.lastKey && key !== UNCACHED) return f.lastBits!;
     const hit = f.cache.get(key);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      f.lastKey = key;
+      f.lastBits = hit;
+      return hit;
+    }
     const bits = new Uint32Array(this.#words);
     for (const { pos, tests } of f.tests) {
       if (tests.every((t) => t(v))) bits[pos >>> 5] |= 1 << (pos & 31);
@@ -279,6 +308,8 @@ class RuleIndex {
     if (key !== UNCACHED) {
       if (f.cache.size >= this.#cacheMax) f.cache.delete(f.cache.keys().next().value);
       f.cache.set(key, bits);
+      f.lastKey = key;
+      f.lastBits = bits;
     }
     return bits;
   }

@@ -145,16 +145,17 @@ export class EventStore implements Store {
       const write = this.writer.append(text, (bytes) => {
         if (bytes.length !== units) lengths = undefined; // some character took more than a byte
         const first = this.recent.pushBytes(bytes, fresh.length, lengths);
-        const live = this.#subscribers.size > 0;
+        const subscribers = this.#subscribers.size > 0 ? [...this.#subscribers] : undefined;
         let at = 0;
         for (let i = 0; i < fresh.length; i++) {
           const r = fresh[i];
           this.ports.apply(r);
-          if (!live) continue;
-          const start = at, end = bytes.indexOf(10, at);
+          if (!subscribers) continue;
+          // A line's end: from its length where every character took one byte, else found in the bytes.
+          const start = at, end = lengths ? at + lengths[i] : bytes.indexOf(10, at);
           at = end + 1;
           const entry = new StoredLine(first + i, r, bytes, start, end);
-          for (const s of this.#subscribers) s(entry);
+          for (let k = 0; k < subscribers.length; k++) subscribers[k](entry);
         }
         this.counters.stored += fresh.length;
         this.hooks.stored?.(fresh);
